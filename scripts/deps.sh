@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# deps.sh -- installs what ringcast needs to build and test, if it is missing.
+# Debian 12 packages only; runs apt-get only when something is absent.
+set -euo pipefail
+
+PKGS=(build-essential cmake pkg-config liburing-dev libcmocka-dev
+      redis-server redis-tools python3 python3-redis)
+if [ "${1:-}" = "--all" ]; then
+    # Extra tools for fuzzing, static checks and benchmark charts.
+    PKGS+=(clang libclang-rt-14-dev clang-format clang-tidy cppcheck gnuplot-nox)
+fi
+
+missing=()
+for p in "${PKGS[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$p")
+    fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    SUDO="sudo"
+fi
+echo "deps.sh: installing ${missing[*]}" >&2
+$SUDO apt-get update -q >&2
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" >&2

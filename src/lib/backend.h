@@ -1,0 +1,46 @@
+/* backend.h -- the I/O backends behind one batch-shaped interface.
+ *
+ * A backend owns the sockets and the wait for events. Each loop iteration it
+ * is asked to hand the kernel "this tick's work for all clients" -- every
+ * connection on the server's dirty list -- then to wait for and dispatch
+ * events (accepts, input, send completions) back into the server through
+ * rc_conn_accepted(), rc_conn_input() and the teardown helpers below.
+ *
+ *   uring  one io_uring_enter per iteration submits every client's send and
+ *          reaps completions (backend_uring.c)
+ *   epoll  readiness loop, one writev per client per iteration (backend_epoll.c)
+ *   naive  one write per message per client, the baseline (also in
+ *          backend_epoll.c: the same loop with per-message writes)
+ *
+ * The server never calls the kernel for socket I/O itself; everything the
+ * backends do is counted in s->stats.sys[] so INFO can report syscalls per
+ * delivery.
+ *
+ * SPDX-License-Identifier: BSD-3-Clause
+ */
+#ifndef RC_BACKEND_H
+#define RC_BACKEND_H
+
+struct rc_server;
+struct rc_conn;
+
+struct rc_backend_ops {
+    const char *name;
+    /* Prepares the backend. Returns 0, or -errno when it cannot run on this
+     * machine (the server then falls back to epoll, logging why). */
+    int (*init)(struct rc_server *s);
+    /* Starts accepting on a bound, listening, non-blocking socket. */
+    int (*listen)(struct rc_server *s, int fd);
+    /* Stops accepting (shutdown): closes the listening sockets. */
+    void (*unlisten)(struct rc_server *s);
+    /* One iteration: flush the dirty list, wait up to timeout_ms, dispatch. */
+    void (*poll)(struct rc_server *s, int timeout_ms);
+    /* Frees everything; every connection is torn down. */
+    void (*destroy)(struct rc_server *s);
+};
+
+extern const struct rc_backend_ops rc_backend_epoll;
+extern const struct rc_backend_ops rc_backend_naive;
+extern const struct rc_backend_ops rc_backend_uring;
+
+#endif

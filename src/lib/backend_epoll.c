@@ -1,0 +1,319 @@
+/* backend_epoll.c -- the readiness-loop backends: epoll and naive.
+ *
+ * epoll: level-triggered EPOLLIN on every client, one read per ready client
+ * per iteration into a shared scratch buffer, and for every client on the
+ * dirty list one send -- send() for one contiguous range, sendmsg() with an
+ * iovec over the shared frames otherwise (MSG_NOSIGNAL: a vanished peer must
+ * not raise SIGPIPE). A short write means the socket buffer is full: the
+ * client waits for EPOLLOUT and the rest goes out then, so a slow reader
+ * costs nobody else anything.
+ *
+ * naive: the same loop, but one write() per message per client -- what a
+ * server that neither accumulates nor batches does. It is the baseline that
+ * every benchmark compares against, kept on the same build for fairness.
+ * Its queues do not merge adjacent frames, so each entry is one message.
+ *
+ * Connections torn down while the current batch of events is being handled
+ * are kept on a graveyard list and freed after it, so a stale event never
+ * touches freed memory.
+ *
+ * SPDX-License-Identifier: BSD-3-Clause
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "server.h"
+
+#define MAX_EVENTS    256
+#define MAX_IOV       64
+#define MAX_SEND      (1u << 20)
+#define READ_BUF      (64u * 1024u)
+#define ACCEPT_BATCH  64
+#define LISTENER_TAGS 64 /* epoll data values below this are listener indexes */
+
+struct ep_state {
+    int epfd;
+    bool naive;
+    int lfds[RC_MAX_BIND];
+    int nl;
+    uint64_t paused_until_ms; /* accept paused after EMFILE */
+    bool paused;
+    struct rc_conn *graveyard;
+    char *rbuf;
+    struct epoll_event ev[MAX_EVENTS];
+};
+
+static int ep_init_mode(struct rc_server *s, bool naive)
+{
+    struct ep_state *st = rc_xcalloc(1, sizeof(*st));
+
+    st->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (st->epfd < 0) {
+        int err = -errno;
+        free(st);
+        return err;
+    }
+    st->naive = naive;
+    st->rbuf = rc_xmalloc(READ_BUF);
+    s->be_state = st;
+    return 0;
+}
+
+static int ep_init(struct rc_server *s)
+{
+    return ep_init_mode(s, false);
+}
+
+static int naive_init(struct rc_server *s)
+{
+    return ep_init_mode(s, true);
+}
+
+static int ctl(struct rc_server *s, int op, int fd, uint32_t events, uint64_t data)
+{
+    struct ep_state *st = s->be_state;
+    struct epoll_event ev = {.events = events, .data.u64 = data};
+
+    s->stats.sys[RC_SYS_EPOLL_CTL]++;
+    return epoll_ctl(st->epfd, op, fd, &ev) < 0 ? -errno : 0;
+}
+
+static int ep_listen(struct rc_server *s, int fd)
+{
+    struct ep_state *st = s->be_state;
+    if (st->nl >= RC_MAX_BIND)
+        return -ENOSPC;
+    st->lfds[st->nl] = fd;
+    int err = ctl(s, EPOLL_CTL_ADD, fd, EPOLLIN, (uint64_t)st->nl);
+    if (!err)
+        st->nl++;
+    return err;
+}
+
+static void ep_unlisten(struct rc_server *s)
+{
+    struct ep_state *st = s->be_state;
+    for (int i = 0; i < st->nl; i++) {
+        close(st->lfds[i]);
+        s->stats.sys[RC_SYS_CLOSE]++;
+    }
+    st->nl = 0;
+}
+
+static void teardown(struct rc_server *s, struct rc_conn *c, const char *why)
+{
+    struct ep_state *st = s->be_state;
+
+    if (c->fd < 0)
+        return;
+    rc_conn_unlink(s, c, why);
+    close(c->fd); /* also removes it from the epoll set */
+    s->stats.sys[RC_SYS_CLOSE]++;
+    c->fd = -1;
+    c->next = st->graveyard;
+    st->graveyard = c;
+}
+
+static void bury(struct rc_server *s)
+{
+    struct ep_state *st = s->be_state;
+    while (st->graveyard) {
+        struct rc_conn *c = st->graveyard;
+        st->graveyard = c->next;
+        rc_conn_free(s, c);
+    }
+}
+
+/* Waits for EPOLLOUT on c (its socket buffer is full). */
+static void want_write(struct rc_server *s, struct rc_conn *c, bool on)
+{
+    if (c->send_busy == on)
+        return;
+    c->send_busy = on;
+    if (ctl(s, EPOLL_CTL_MOD, c->fd, EPOLLIN | (on ? EPOLLOUT : 0), (uint64_t)(uintptr_t)c) < 0)
+        teardown(s, c, "epoll_ctl failed");
+}
+
+/* Returns bytes written, 0 when the socket is full, -1 when c is gone. */
+static ssize_t send_iov(struct rc_server *s, struct rc_conn *c, struct iovec *iov, int n)
+{
+    ssize_t r;
+
+    for (;;) {
+        if (n == 1) {
+            r = send(c->fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+            s->stats.sys[RC_SYS_WRITE]++;
+        } else {
+            struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+            r = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+            s->stats.sys[RC_SYS_SENDMSG]++;
+        }
+        if (r >= 0)
+            return r;
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return 0;
+        teardown(s, c, strerror(errno));
+        return -1;
+    }
+}
+
+/* Hands c's queue to the kernel: one send per call (naive: one per message). */
+static void flush(struct rc_server *s, struct rc_conn *c)
+{
+    struct ep_state *st = s->be_state;
+    struct iovec iov[MAX_IOV];
+
+    if (c->fd < 0)
+        return;
+    if (rc_conn_should_close(c)) {
+        teardown(s, c, c->flags & RC_CONN_CLOSE_ASAP ? "closed by server" : "closed after reply");
+        return;
+    }
+    while (!rc_queue_empty(&c->out)) {
+        size_t bytes;
+        int n = rc_queue_iov(&c->out, iov, st->naive ? 1 : MAX_IOV, MAX_SEND, &bytes);
+        ssize_t r = send_iov(s, c, iov, n);
+        if (r < 0)
+            return;
+        if (r > 0)
+            rc_conn_sent(s, c, (size_t)r);
+        if ((size_t)r < bytes) {
+            want_write(s, c, true);
+            return;
+        }
+        /* epoll sends once per client per iteration; more than MAX_SEND
+         * queued waits for the next one. naive goes on message by message. */
+        if (!st->naive) {
+            if (!rc_queue_empty(&c->out))
+                rc_conn_mark_dirty(s, c);
+            break;
+        }
+    }
+    if (rc_queue_empty(&c->out)) {
+        want_write(s, c, false);
+        if (c->fd >= 0 && rc_conn_should_close(c))
+            teardown(s, c, "closed after reply");
+    }
+}
+
+static void do_accept(struct rc_server *s, int lfd)
+{
+    struct ep_state *st = s->be_state;
+
+    for (int i = 0; i < ACCEPT_BATCH; i++) {
+        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        s->stats.sys[RC_SYS_ACCEPT]++;
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE) {
+                /* Out of descriptors: stop watching the listeners for a
+                 * moment instead of spinning on a level-triggered event. */
+                rc_log(RC_LOG_WARNING, "accept: %s; pausing accepts for 100 ms",
+                       strerror(errno));
+                for (int k = 0; k < st->nl; k++)
+                    ctl(s, EPOLL_CTL_DEL, st->lfds[k], 0, 0);
+                st->paused = true;
+                st->paused_until_ms = rc_now_ms() + 100;
+            }
+            return;
+        }
+        struct rc_conn *c = rc_conn_accepted(s, fd);
+        if (ctl(s, EPOLL_CTL_ADD, fd, EPOLLIN, (uint64_t)(uintptr_t)c) < 0)
+            teardown(s, c, "epoll_ctl failed");
+    }
+}
+
+static void do_read(struct rc_server *s, struct rc_conn *c)
+{
+    struct ep_state *st = s->be_state;
+    ssize_t r;
+
+    do {
+        r = read(c->fd, st->rbuf, READ_BUF);
+        s->stats.sys[RC_SYS_READ]++;
+    } while (r < 0 && errno == EINTR);
+    if (r > 0)
+        rc_conn_input(s, c, st->rbuf, (size_t)r);
+    else if (r == 0)
+        teardown(s, c, "client closed connection");
+    else if (errno != EAGAIN && errno != EWOULDBLOCK)
+        teardown(s, c, strerror(errno));
+}
+
+static void ep_poll(struct rc_server *s, int timeout_ms)
+{
+    struct ep_state *st = s->be_state;
+    struct rc_conn *c;
+    int n;
+
+    while ((c = rc_server_pop_dirty(s)))
+        flush(s, c);
+    bury(s);
+    if (st->paused && rc_now_ms() >= st->paused_until_ms) {
+        st->paused = false;
+        for (int k = 0; k < st->nl; k++)
+            ctl(s, EPOLL_CTL_ADD, st->lfds[k], EPOLLIN, (uint64_t)k);
+    }
+    if (s->dirty_head || st->paused)
+        timeout_ms = s->dirty_head ? 0 : RC_MIN(timeout_ms, 100);
+    n = epoll_wait(st->epfd, st->ev, MAX_EVENTS, timeout_ms);
+    s->stats.sys[RC_SYS_EPOLL_WAIT]++;
+    for (int i = 0; i < n; i++) {
+        uint64_t tag = st->ev[i].data.u64;
+        uint32_t e = st->ev[i].events;
+        if (tag < LISTENER_TAGS) {
+            if ((int)tag < st->nl)
+                do_accept(s, st->lfds[tag]);
+            continue;
+        }
+        c = (struct rc_conn *)(uintptr_t)tag;
+        if (c->fd < 0)
+            continue; /* torn down earlier in this batch */
+        if (e & EPOLLOUT) {
+            flush(s, c);
+            if (c->fd < 0)
+                continue;
+        }
+        if (e & (EPOLLIN | EPOLLHUP | EPOLLERR))
+            do_read(s, c);
+    }
+    bury(s);
+}
+
+static void ep_destroy(struct rc_server *s)
+{
+    struct ep_state *st = s->be_state;
+    if (!st)
+        return;
+    while (s->clients_head)
+        teardown(s, s->clients_head, "server stopped");
+    bury(s);
+    ep_unlisten(s);
+    close(st->epfd);
+    free(st->rbuf);
+    free(st);
+    s->be_state = NULL;
+}
+
+const struct rc_backend_ops rc_backend_epoll = {
+    .name = "epoll",
+    .init = ep_init,
+    .listen = ep_listen,
+    .unlisten = ep_unlisten,
+    .poll = ep_poll,
+    .destroy = ep_destroy,
+};
+
+const struct rc_backend_ops rc_backend_naive = {
+    .name = "naive",
+    .init = naive_init,
+    .listen = ep_listen,
+    .unlisten = ep_unlisten,
+    .poll = ep_poll,
+    .destroy = ep_destroy,
+};

@@ -1,0 +1,726 @@
+/* commands.c -- the command table, dispatch, and connection-level commands.
+ *
+ * Dispatch follows Redis 7's processCommand() so that clients see the same
+ * errors in the same order: unknown command (or unknown subcommand of a
+ * container command), wrong arity, NOAUTH, then the RESP2 subscribed-context
+ * rule. QUIT answers +OK and closes after the reply. The pub/sub commands live
+ * in pubsub.c and INFO in info.c; this file holds the rest: PING, ECHO, QUIT,
+ * RESET, HELLO, AUTH, SELECT, CLIENT, COMMAND and CONFIG.
+ *
+ * SPDX-License-Identifier: BSD-3-Clause
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "cmd.h"
+#include "glob.h"
+
+#define RC_REDIS_VERSION "7.0.15"
+
+#define PS RC_CMD_PUBSUBCTX
+#define NA RC_CMD_NOAUTH
+
+static const struct rc_cmd pubsub_subs[] = {
+    {"pubsub|channels", -2, 0, rc_cmd_pubsub, "Returns the active channels.", "2.8.0", "pubsub", "pubsub loading stale", NULL},
+    {"pubsub|help", 2, 0, rc_cmd_pubsub, "Returns helpful text about the different subcommands.", "6.2.0", "pubsub", "loading stale", NULL},
+    {"pubsub|numpat", 2, 0, rc_cmd_pubsub, "Returns a count of unique pattern subscriptions.", "2.8.0", "pubsub", "pubsub loading stale", NULL},
+    {"pubsub|numsub", -2, 0, rc_cmd_pubsub, "Returns a count of subscribers to channels.", "2.8.0", "pubsub", "pubsub loading stale", NULL},
+    {"pubsub|shardchannels", -2, 0, rc_cmd_pubsub, "Returns the active shard channels.", "7.0.0", "pubsub", "pubsub loading stale", NULL},
+    {"pubsub|shardnumsub", -2, 0, rc_cmd_pubsub, "Returns the count of subscribers of shard channels.", "7.0.0", "pubsub", "pubsub loading stale", NULL},
+    {NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL},
+};
+
+static const struct rc_cmd client_subs[] = {
+    {"client|getname", 2, 0, rc_cmd_client, "Returns the name of the connection.", "2.6.9", "connection", "noscript loading stale", NULL},
+    {"client|help", 2, 0, rc_cmd_client, "Returns helpful text about the different subcommands.", "5.0.0", "connection", "loading stale", NULL},
+    {"client|id", 2, 0, rc_cmd_client, "Returns the unique client ID of the connection.", "5.0.0", "connection", "noscript loading stale", NULL},
+    {"client|info", 2, 0, rc_cmd_client, "Returns information about the connection.", "6.2.0", "connection", "noscript loading stale", NULL},
+    {"client|list", -2, 0, rc_cmd_client, "Lists open connections.", "2.4.0", "connection", "admin noscript loading stale", NULL},
+    {"client|setinfo", 4, 0, rc_cmd_client, "Sets information specific to the client or connection.", "7.2.0", "connection", "noscript loading stale", NULL},
+    {"client|setname", 3, 0, rc_cmd_client, "Sets the connection name.", "2.6.9", "connection", "noscript loading stale", NULL},
+    {NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL},
+};
+
+static const struct rc_cmd command_subs[] = {
+    {"command|count", 2, 0, rc_cmd_command, "Returns a count of commands.", "2.8.13", "server", "loading stale", NULL},
+    {"command|docs", -2, 0, rc_cmd_command, "Returns documentary information about one, multiple or all commands.", "7.0.0", "server", "loading stale", NULL},
+    {"command|help", 2, 0, rc_cmd_command, "Returns helpful text about the different subcommands.", "5.0.0", "server", "loading stale", NULL},
+    {"command|info", -2, 0, rc_cmd_command, "Returns information about one, multiple or all commands.", "2.8.13", "server", "loading stale", NULL},
+    {"command|list", -2, 0, rc_cmd_command, "Returns a list of command names.", "7.0.0", "server", "loading stale", NULL},
+    {NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL},
+};
+
+static const struct rc_cmd config_subs[] = {
+    {"config|get", -3, 0, rc_cmd_config, "Returns the effective values of configuration parameters.", "2.0.0", "server", "admin noscript loading stale", NULL},
+    {"config|help", 2, 0, rc_cmd_config, "Returns helpful text about the different subcommands.", "5.0.0", "server", "loading stale", NULL},
+    {"config|resetstat", 2, 0, rc_cmd_config, "Resets the server's statistics.", "2.0.0", "server", "admin noscript loading stale", NULL},
+    {NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL},
+};
+
+const struct rc_cmd rc_cmds[] = {
+    {"auth", -2, NA | PS, rc_cmd_auth, "Authenticates the connection.", "1.0.0", "connection", "noscript loading stale fast no_auth allow_busy", NULL},
+    {"client", -2, 0, rc_cmd_client, "A container for client connection commands.", "2.4.0", "connection", "", client_subs},
+    {"command", -1, 0, rc_cmd_command, "Returns detailed information about all commands.", "2.8.13", "server", "loading stale", command_subs},
+    {"config", -2, 0, rc_cmd_config, "A container for server configuration commands.", "2.0.0", "server", "", config_subs},
+    {"echo", 2, 0, rc_cmd_echo, "Returns the given string.", "1.0.0", "connection", "fast", NULL},
+    {"hello", -1, NA, rc_cmd_hello, "Handshakes with the Redis server.", "6.0.0", "connection", "noscript loading stale fast no_auth allow_busy", NULL},
+    {"info", -1, 0, rc_cmd_info, "Returns information and statistics about the server.", "1.0.0", "server", "loading stale", NULL},
+    {"ping", -1, PS, rc_cmd_ping, "Returns the server's liveliness response.", "1.0.0", "connection", "fast", NULL},
+    {"psubscribe", -2, PS, rc_cmd_psubscribe, "Listens for messages published to channels that match one or more patterns.", "2.0.0", "pubsub", "pubsub noscript loading stale", NULL},
+    {"publish", 3, 0, rc_cmd_publish, "Posts a message to a channel.", "2.0.0", "pubsub", "pubsub loading stale fast may_replicate", NULL},
+    {"pubsub", -2, 0, rc_cmd_pubsub, "A container for Pub/Sub commands.", "2.8.0", "pubsub", "", pubsub_subs},
+    {"punsubscribe", -1, PS, rc_cmd_punsubscribe, "Stops listening to messages published to channels that match one or more patterns.", "2.0.0", "pubsub", "pubsub noscript loading stale", NULL},
+    {"quit", -1, NA | PS, rc_cmd_quit, "Closes the connection.", "1.0.0", "connection", "allow_busy noscript loading stale fast no_auth", NULL},
+    {"reset", 1, NA | PS, rc_cmd_reset, "Resets the connection.", "6.2.0", "connection", "noscript loading stale fast no_auth allow_busy", NULL},
+    {"select", 2, 0, rc_cmd_select, "Changes the selected database.", "1.0.0", "connection", "loading stale fast", NULL},
+    {"spublish", 3, 0, rc_cmd_spublish, "Post a message to a shard channel", "7.0.0", "pubsub", "pubsub loading stale fast may_replicate", NULL},
+    {"ssubscribe", -2, PS, rc_cmd_ssubscribe, "Listens for messages published to shard channels.", "7.0.0", "pubsub", "pubsub noscript loading stale", NULL},
+    {"subscribe", -2, PS, rc_cmd_subscribe, "Listens for messages published to channels.", "2.0.0", "pubsub", "pubsub noscript loading stale", NULL},
+    {"sunsubscribe", -1, PS, rc_cmd_sunsubscribe, "Stops listening to messages posted to shard channels.", "7.0.0", "pubsub", "pubsub noscript loading stale", NULL},
+    {"unsubscribe", -1, PS, rc_cmd_unsubscribe, "Stops listening to messages posted to channels.", "2.0.0", "pubsub", "pubsub noscript loading stale", NULL},
+};
+const size_t rc_ncmds = RC_ARRAY_LEN(rc_cmds);
+
+static const struct rc_cmd *find_in(const struct rc_cmd *t, size_t n, const char *name, size_t len,
+                                    size_t skip)
+{
+    for (size_t i = 0; i < n && t[i].name; i++) {
+        const char *nm = t[i].name + skip;
+        if (strlen(nm) == len && !strncasecmp(nm, name, len))
+            return &t[i];
+    }
+    return NULL;
+}
+
+const struct rc_cmd *rc_cmd_lookup(const char *name, size_t len)
+{
+    return find_in(rc_cmds, rc_ncmds, name, len, 0);
+}
+
+/* Redis prints arguments with %s, so they stop at a NUL byte, and maps CR
+ * and LF to spaces to keep the error on one line. */
+static void add_arg(struct rc_buf *b, const char *p, size_t len, size_t max)
+{
+    const char *nul = memchr(p, '\0', len);
+    if (nul)
+        len = (size_t)(nul - p);
+    if (len > max)
+        len = max;
+    for (size_t i = 0; i < len; i++)
+        rc_buf_appendc(b, (p[i] == '\r' || p[i] == '\n') ? ' ' : p[i]);
+}
+
+static void reply_error_buf(struct rc_server *s, struct rc_buf *msg)
+{
+    rc_buf_appendc(msg, '\0');
+    rc_resp_error(&s->rbuf, msg->p);
+    rc_buf_free(msg);
+}
+
+static void reply_unknown(struct rc_server *s, const struct rc_req *r)
+{
+    struct rc_buf m = {0}, args = {0};
+
+    for (int i = 1; i < r->argc && args.len < 128; i++) {
+        rc_buf_appendc(&args, '\'');
+        add_arg(&args, r->argv[i], r->argvlen[i], 128 - args.len);
+        rc_buf_append(&args, "' ", 2);
+    }
+    rc_buf_append(&m, "ERR unknown command '", 21);
+    add_arg(&m, r->argv[0], r->argvlen[0], 128);
+    rc_buf_append(&m, "', with args beginning with: ", 29);
+    rc_buf_append(&m, args.p, args.len);
+    rc_buf_free(&args);
+    reply_error_buf(s, &m);
+}
+
+void rc_reply_unknown_sub(struct rc_server *s, const char *cmd, const char *sub, size_t sublen)
+{
+    struct rc_buf m = {0};
+    rc_buf_append(&m, "ERR unknown subcommand '", 24);
+    add_arg(&m, sub, sublen, 128);
+    rc_buf_appendf(&m, "'. Try %s HELP.", cmd);
+    reply_error_buf(s, &m);
+}
+
+void rc_reply_arity(struct rc_server *s, const char *name)
+{
+    rc_resp_errorf(&s->rbuf, "ERR wrong number of arguments for '%s' command", name);
+}
+
+static bool in_pubsub_ctx(const struct rc_conn *c)
+{
+    return rc_pubsub_count(c) + rc_pubsub_count_shard(c) > 0;
+}
+
+void rc_cmd_execute(struct rc_server *s, struct rc_conn *c, const struct rc_req *r)
+{
+    const struct rc_cmd *cmd = rc_cmd_lookup(r->argv[0], r->argvlen[0]);
+
+    s->stats.commands++;
+    c->tot_cmds++;
+    if (cmd && cmd->subs && r->argc >= 2) {
+        const struct rc_cmd *sub = find_in(cmd->subs, SIZE_MAX, r->argv[1], r->argvlen[1],
+                                           strlen(cmd->name) + 1);
+        if (!sub) {
+            char up[16];
+            size_t i;
+            for (i = 0; cmd->name[i] && i < sizeof(up) - 1; i++)
+                up[i] = (char)toupper((unsigned char)cmd->name[i]);
+            up[i] = '\0';
+            rc_reply_unknown_sub(s, up, r->argv[1], r->argvlen[1]);
+            goto done;
+        }
+        cmd = sub;
+    }
+    if (!cmd) {
+        reply_unknown(s, r);
+        goto done;
+    }
+    c->last_cmd = cmd->name;
+    if ((cmd->arity > 0 && r->argc != cmd->arity) || r->argc < -cmd->arity) {
+        rc_reply_arity(s, cmd->name);
+    } else if (!(c->flags & RC_CONN_AUTHED) && !(cmd->flags & RC_CMD_NOAUTH)) {
+        rc_resp_error(&s->rbuf, "NOAUTH Authentication required.");
+    } else if (c->proto == 2 && !(cmd->flags & RC_CMD_PUBSUBCTX) && in_pubsub_ctx(c)) {
+        rc_resp_errorf(&s->rbuf,
+                       "ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / "
+                       "QUIT / RESET are allowed in this context",
+                       cmd->name);
+    } else {
+        cmd->fn(s, c, r);
+    }
+done:
+    rc_conn_flush_reply(s, c);
+}
+
+/* ---- Connection commands ---- */
+
+void rc_cmd_ping(struct rc_server *s, struct rc_conn *c, const struct rc_req *r)
+{
+    if (r->argc > 2)
+        return rc_reply_arity(s, "ping");
+    if (c->proto == 2 && in_pubsub_ctx(c)) {
+        rc_resp_array(&s->rbuf, 2);
+        rc_resp_bulkstr(&s->rbuf, "pong");
+        if (r->argc == 2)
+            rc_resp_bulk(&s->rbuf, r->argv[1], r->argvlen[1]);
+        else
+            rc_resp_bulk(&s->rbuf, "", 0);
+    } else if (r->argc == 2) {
+        rc_resp_bulk(&s->rbuf, r->argv[1], r->argvlen[1]);
+    } else {
+        rc_resp_simple(&s->rbuf, "PONG");
+    }
+}
+
+void rc_cmd_echo(struct rc_server *s, struct rc_conn *c, const struct rc_req *r)
+{
+    rc_resp_bulk(&s->rbuf, r->argv[1], r->argvlen[1]);
+}
+
+void rc_cmd_quit(struct rc_server *s, struct rc_conn *c, const struct rc_req *r)
+{
+    rc_resp_simple(&s->rbuf, "OK");
+    c->flags |= RC_CONN_CLOSE_AFTER_REPLY;
+}
+
+void rc_cmd_reset(struct rc_server *s, struct rc_conn *c, const struct rc_req *r)
+{
+    rc_pubsub_unsubscribe_all(s, c);
+    rc_pubsub_set_proto(s, c, 2);
+    free(c->name);
+    c->name = NULL;
+    if (s->cfg.requirepass)
+        c->flags &= ~RC_CONN_AUTHED;
+    rc_resp_simple(&s->rbuf, "RESET");
+}
+
+/* Constant-time comparison so the reply time does not leak the password. */
+static bool password_ok(const struct rc_server *s, const char *p, size_t len)
+{
+    const char *want = s->cfg.requirepass;
+    size_t wl = want ? strlen(want) : 0;
+    unsigned char diff = (unsigned char)(wl != len);
+
+    if (!want)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        diff |= (unsigned char)(p[i] ^ want[i % (wl ? wl : 1)]);
+    return diff == 0;
+}
+
+/* AUTH semantics shared with HELLO: returns true when authenticated. */
+static bool try_auth(struct rc_server *s, struct rc_conn *c, const char *user, size_t ulen,
+                     const char *pass, size_t plen)
+{
+    bool user_ok = !user || rc_strcaseeq(user, ulen, "default");
+    bool ok = password_ok(s, pass, plen);
+    if (user_ok && ok) {
+        c->flags |= RC_CONN_AUTHED;
+        return true;
+    }
+    rc_resp_error(&s->rbuf, "WRONGPASS invalid username-password pair or user is disabled.");
+    return false;
+}
+
+void rc_cmd_auth(struct rc_server *s, struct rc_conn *c, const struct rc_req *r)
+{
+    if (r->argc > 3) {
+        rc_resp_error(&s->rbuf, "ERR syntax error");
+        return;
+    }
+    if (r->argc == 2 && !s->cfg.requirepass) {
+        rc_resp_error(&s->rbuf, "ERR AUTH <password> called without any password configured for "
+                                "the default user. Are you sure your configuration is correct?");
+        return;
+    }
+    if (r->argc == 3 && !s->cfg.requirepass) {
+        /* The default user has no password: any password works for it. */
+        if (rc_strcaseeq(r->argv[1], r->argvlen[1], "default")) {
+            rc_resp_simple(&s->rbuf, "OK");
+            return;
+        }
+        rc_resp_error(&s->rbuf, "WRONGPASS invalid username-password pair or user is disabled.");
+        return;
+    }
+    if (r->argc == 3 ? try_auth(s, c, r->argv[1], r->argvlen[1], r->argv[2], r->argvlen[2])
+                     : try_auth(s, c, NULL, 0, r->argv[1], r->argvlen[1]))
+        rc_resp_simple(&s->rbuf, "OK");
+}
+
+void rc_cmd_hello(struct rc_server *s, struct rc_conn *c, const struct rc_req *r)
+{
+    int64_t ver = c->proto;
+    int i = 1;
+
+    if (r->argc >= 2) {
+        if (!rc_parse_i64(r->argv[1], r->argvlen[1], &ver)) {
+            rc_resp_error(&s->rbuf, "ERR Protocol version is not an integer or out of range");
+            return;
+        }
+        if (ver < 2 || ver > 3) {
+            rc_resp_error(&s->rbuf, "NOPROTO unsupported protocol version");
+            return;
+        }
+        i = 2;
+    }
+    const char *user = NULL, *pass = NULL, *name = NULL;
+    size_t ulen = 0, plen = 0, nlen = 0;
+    for (; i < r->argc; i++) {
+        int left = r->argc - i - 1;
+        if (rc_strcaseeq(r->argv[i], r->argvlen[i], "auth") && left >= 2) {
+            user = r->argv[i + 1];
+            ulen = r->argvlen[i + 1];
+            pass = r->argv[i + 2];
+            plen = r->argvlen[i + 2];
+            i += 2;
+        } else if (rc_strcaseeq(r->argv[i], r->argvlen[i], "setname") && left >= 1) {
+            name = r->argv[i + 1];
+            nlen = r->argvlen[i + 1];
+            i += 1;
+        } else {
+            struct rc_buf m = {0};
+            rc_buf_append(&m, "ERR Syntax error in HELLO option '", 34);
+            add_arg(&m, r->argv[i], r->argvlen[i], 128);
+            rc_buf_appendc(&m, '\'');
+            reply_error_buf(s, &m);
+            return;
+        }
+    }
+    if (user && s->cfg.requirepass && !try_auth(s, c, user, ulen, pass, plen))
+        return;
+    if (user && !s->cfg.requirepass && !rc_strcaseeq(user, ulen, "default")) {
+        rc_resp_error(&s->rbuf, "WRONGPASS invalid username-password pair or user is disabled.");
+        return;
+    }
+    if (!(c->flags & RC_CONN_AUTHED)) {
+        rc_resp_error(&s->rbuf,
+                      "NOAUTH HELLO must be called with the client already authenticated, "
+                      "otherwise the HELLO <proto> AUTH <user> <pass> option can be used to "
+                      "authenticate the client and select the RESP protocol version at the same "
+                      "time");
+        return;
+    }
+    if (name) {
+        for (size_t k = 0; k < nlen; k++) {
+            if (name[k] < '!' || name[k] > '~') {
+                rc_resp_error(&s->rbuf, "ERR Client names cannot contain spaces, newlines or "
+                                        "special characters.");
+                return;
+            }
+        }
+        free(c->name);
+        c->name = nlen ? rc_xmemdup(name, nlen) : NULL;
+    }
+    rc_pubsub_set_proto(s, c, (int)ver);
+    rc_resp_map(&s->rbuf, c->proto, 7);
+    rc_resp_bulkstr(&s->rbuf, "server");
+    rc_resp_bulkstr(&s->rbuf, "redis");
+    rc_resp_bulkstr(&s->rbuf, "version");
+    rc_resp_bulkstr(&s->rbuf, RC_REDIS_VERSION);
+    rc_resp_bulkstr(&s->rbuf, "proto");
+    rc_resp_int(&s->rbuf, c->proto);
+    rc_resp_bulkstr(&s->rbuf, "id");
+    rc_resp_int(&s->rbuf, (int64_t)c->id);
+    rc_resp_bulkstr(&s->rbuf, "mode");
+    rc_resp_bulkstr(&s->rbuf, "standalone");
+    rc_resp_bulkstr(&s->rbuf, "role");
+    rc_resp_bulkstr(&s->rbuf, "master");
+    rc_resp_bulkstr(&s->rbuf, "modules");
+    rc_resp_array(&s->rbuf, 0);
+}
+
+void rc_cmd_select(struct rc_server *s, struct rc_conn *c, const struct rc_req *r)
+{
+    int64_t db;
+    if (!rc_parse_i64(r->argv[1], r->argvlen[1], &db) || db < INT32_MIN || db > INT32_MAX) {
+        rc_resp_error(&s->rbuf, "ERR value is not an integer or out of range");
+        return;
+    }
+    if (db != 0) {
+        rc_resp_error(&s->rbuf, "ERR DB index is out of range");
+        return;
+    }
+    rc_resp_simple(&s->rbuf, "OK");
+}
+
+/* ---- CLIENT ---- */
+
+void rc_client_info_line(struct rc_server *s, struct rc_conn *c, struct rc_buf *b)
+{
+    uint64_t now = rc_now_ms();
+    size_t nsub = c->channels ? rc_dict_size(c->channels) : 0;
+    size_t npsub = c->patterns ? rc_dict_size(c->patterns) : 0;
+    size_t nssub = rc_pubsub_count_shard(c);
+    const char *flags = (nsub + npsub + nssub) ? "P" : "N";
+
+    rc_buf_appendf(b,
+                   "id=%llu addr=%s laddr=%s fd=%d name=%s age=%llu idle=%llu flags=%s db=0 "
+                   "sub=%zu psub=%zu ssub=%zu multi=-1 qbuf=%zu qbuf-free=%zu argv-mem=0 "
+                   "multi-mem=0 rbs=0 rbp=0 obl=0 oll=%u omem=%llu tot-mem=%zu events=r%s "
+                   "cmd=%s user=default redir=-1 resp=%d\n",
+                   (unsigned long long)c->id, c->addr, c->laddr, c->fd, c->name ? c->name : "",
+                   (unsigned long long)((now - c->ctime_ms) / 1000),
+                   (unsigned long long)((now - c->last_ms) / 1000), flags, nsub, npsub, nssub,
+                   c->qbuf.len, c->qbuf.cap - c->qbuf.len, c->out.n,
+                   (unsigned long long)c->out.bytes,
+                   sizeof(*c) + c->qbuf.cap + (size_t)c->out.cap * sizeof(struct rc_ref),
+                   rc_queue_empty(&c->out) ? "" : "w", c->last_cmd, c->proto);
+}
+
+static const char *const client_help[] = {
+    "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "GETNAME",
+    "    Return the name of the current connection.",
+    "ID",
+    "    Return the ID of the current connection.",
+    "INFO",
+    "    Return information about the current client connection.",
+    "LIST [TYPE (NORMAL|MASTER|REPLICA|PUBSUB)]",
+    "    Return information about client connections. Options:",
+    "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+    "      Return clients of specified type.",
+    "SETINFO <LIB-NAME|LIB-VER> <value>",
+    "    Set the client library name or version.",
+    "SETNAME <name>",
+    "    Assign the name <name> to the current connection.",
+    "HELP",
+    "    Prints this help.",
+};
+
+static void reply_help(struct rc_server *s, const char *const *lines, size_t n)
+{
+    rc_resp_array(&s->rbuf, (int64_t)n);
+    for (size_t i = 0; i < n; i++)
+        rc_resp_simple(&s->rbuf, lines[i]);
+}
+
+static bool valid_name(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] < '!' || p[i] > '~')
+            return false;
+    return true;
+}
+
+void rc_cmd_client(struct rc_server *s, struct rc_conn *c, const struct rc_req *r)
+{
+    const char *sub = r->argv[1];
+    size_t sl = r->argvlen[1];
+
+    if (rc_strcaseeq(sub, sl, "id")) {
+        rc_resp_int(&s->rbuf, (int64_t)c->id);
+    } else if (rc_strcaseeq(sub, sl, "getname")) {
+        if (c->name)
+            rc_resp_bulkstr(&s->rbuf, c->name);
+        else
+            rc_resp_null(&s->rbuf, c->proto);
+    } else if (rc_strcaseeq(sub, sl, "setname")) {
+        if (!valid_name(r->argv[2], r->argvlen[2])) {
+            rc_resp_error(&s->rbuf,
+                          "ERR Client names cannot contain spaces, newlines or special characters.");
+            return;
+        }
+        free(c->name);
+        c->name = r->argvlen[2] ? rc_xmemdup(r->argv[2], r->argvlen[2]) : NULL;
+        rc_resp_simple(&s->rbuf, "OK");
+    } else if (rc_strcaseeq(sub, sl, "setinfo")) {
+        char **dst;
+        if (rc_strcaseeq(r->argv[2], r->argvlen[2], "lib-name"))
+            dst = &c->lib_name;
+        else if (rc_strcaseeq(r->argv[2], r->argvlen[2], "lib-ver"))
+            dst = &c->lib_ver;
+        else {
+            struct rc_buf m = {0};
+            rc_buf_append(&m, "ERR Unrecognized option '", 25);
+            add_arg(&m, r->argv[2], r->argvlen[2], 128);
+            rc_buf_appendc(&m, '\'');
+            reply_error_buf(s, &m);
+            return;
+        }
+        if (!valid_name(r->argv[3], r->argvlen[3])) {
+            rc_resp_errorf(&s->rbuf, "ERR %s cannot contain spaces, newlines or special characters.",
+                           dst == &c->lib_name ? "lib-name" : "lib-ver");
+            return;
+        }
+        free(*dst);
+        *dst = rc_xmemdup(r->argv[3], r->argvlen[3]);
+        rc_resp_simple(&s->rbuf, "OK");
+    } else if (rc_strcaseeq(sub, sl, "info")) {
+        struct rc_buf b = {0};
+        rc_client_info_line(s, c, &b);
+        rc_resp_verbatim(&s->rbuf, c->proto, b.p, b.len);
+        rc_buf_free(&b);
+    } else if (rc_strcaseeq(sub, sl, "list")) {
+        bool only_pubsub = false;
+        if (r->argc == 4 && rc_strcaseeq(r->argv[2], r->argvlen[2], "type")) {
+            if (rc_strcaseeq(r->argv[3], r->argvlen[3], "pubsub"))
+                only_pubsub = true;
+            else if (!rc_strcaseeq(r->argv[3], r->argvlen[3], "normal")) {
+                rc_resp_errorf(&s->rbuf, "ERR Unknown client type '%.*s'",
+                               (int)RC_MIN(r->argvlen[3], 128), r->argv[3]);
+                return;
+            }
+        } else if (r->argc != 2) {
+            rc_resp_error(&s->rbuf, "ERR syntax error");
+            return;
+        }
+        struct rc_buf b = {0};
+        for (struct rc_conn *x = s->clients_head; x; x = x->next) {
+            bool ps = rc_pubsub_count(x) + rc_pubsub_count_shard(x) > 0;
+            if (r->argc == 4 && ps != only_pubsub)
+                continue;
+            rc_client_info_line(s, x, &b);
+        }
+        rc_resp_verbatim(&s->rbuf, c->proto, b.p ? b.p : "", b.len);
+        rc_buf_free(&b);
+    } else {
+        reply_help(s, client_help, RC_ARRAY_LEN(client_help));
+    }
+}
+
+/* ---- COMMAND ---- */
+
+static void add_flags(struct rc_buf *b, int proto, const char *flags)
+{
+    char tmp[128];
+    const char *words[16];
+    size_t n = 0;
+
+    snprintf(tmp, sizeof(tmp), "%s", flags);
+    for (char *save = NULL, *w = strtok_r(tmp, " ", &save); w && n < RC_ARRAY_LEN(words);
+         w = strtok_r(NULL, " ", &save))
+        words[n++] = w;
+    rc_resp_set(b, proto, (int64_t)n);
+    for (size_t i = 0; i < n; i++)
+        rc_resp_simple(b, words[i]);
+}
+
+static size_t count_subs(const struct rc_cmd *cmd)
+{
+    size_t n = 0;
+    while (cmd->subs && cmd->subs[n].name)
+        n++;
+    return n;
+}
+
+static void command_info(struct rc_buf *b, int proto, const struct rc_cmd *cmd)
+{
+    char cat[32];
+    size_t nsub = count_subs(cmd);
+
+    rc_resp_array(b, 10);
+    rc_resp_bulkstr(b, cmd->name);
+    rc_resp_int(b, cmd->arity);
+    add_flags(b, proto, cmd->cmdflags);
+    rc_resp_int(b, 0);
+    rc_resp_int(b, 0);
+    rc_resp_int(b, 0);
+    snprintf(cat, sizeof(cat), "@%s", cmd->group);
+    rc_resp_set(b, proto, 1);
+    rc_resp_simple(b, cat);
+    rc_resp_set(b, proto, 0);
+    rc_resp_array(b, 0);
+    rc_resp_array(b, (int64_t)nsub);
+    for (size_t i = 0; i < nsub; i++)
+        command_info(b, proto, &cmd->subs[i]);
+}
+
+static void command_doc(struct rc_buf *b, int proto, const struct rc_cmd *cmd)
+{
+    size_t nsub = count_subs(cmd);
+
+    rc_resp_bulkstr(b, cmd->name);
+    rc_resp_map(b, proto, nsub ? 4 : 3);
+    rc_resp_bulkstr(b, "summary");
+    rc_resp_bulkstr(b, cmd->summary);
+    rc_resp_bulkstr(b, "since");
+    rc_resp_bulkstr(b, cmd->since);
+    rc_resp_bulkstr(b, "group");
+    rc_resp_bulkstr(b, cmd->group);
+    if (nsub) {
+        rc_resp_bulkstr(b, "subcommands");
+        rc_resp_map(b, proto, (int64_t)nsub);
+        for (size_t i = 0; i < nsub; i++)
+            command_doc(b, proto, &cmd->subs[i]);
+    }
+}
+
+/* Looks a name up among commands and "container|sub" names. */
+static const struct rc_cmd *lookup_full(const char *name, size_t len)
+{
+    const char *bar = memchr(name, '|', len);
+    if (!bar)
+        return rc_cmd_lookup(name, len);
+    const struct rc_cmd *cmd = rc_cmd_lookup(name, (size_t)(bar - name));
+    if (!cmd || !cmd->subs)
+        return NULL;
+    return find_in(cmd->subs, SIZE_MAX, name, len, 0);
+}
+
+static const char *const command_help[] = {
+    "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "(no subcommand)",
+    "    Return details about all commands.",
+    "COUNT",
+    "    Return the total number of commands in this server.",
+    "LIST",
+    "    Return a list of all commands in this server.",
+    "INFO [<command-name> ...]",
+    "    Return details about multiple commands.",
+    "    If no command names are given, documentation details for all",
+    "    commands are returned.",
+    "DOCS [<command-name> ...]",
+    "    Return documentation details about multiple commands.",
+    "    If no command names are given, documentation details for all",
+    "    commands are returned.",
+    "HELP",
+    "    Prints this help.",
+};
+
+void rc_cmd_command(struct rc_server *s, struct rc_conn *c, const struct rc_req *r)
+{
+    if (r->argc == 1 || rc_strcaseeq(r->argv[1], r->argvlen[1], "info")) {
+        if (r->argc <= 2) {
+            rc_resp_array(&s->rbuf, (int64_t)rc_ncmds);
+            for (size_t i = 0; i < rc_ncmds; i++)
+                command_info(&s->rbuf, c->proto, &rc_cmds[i]);
+            return;
+        }
+        rc_resp_array(&s->rbuf, r->argc - 2);
+        for (int i = 2; i < r->argc; i++) {
+            const struct rc_cmd *cmd = lookup_full(r->argv[i], r->argvlen[i]);
+            if (cmd)
+                command_info(&s->rbuf, c->proto, cmd);
+            else
+                rc_resp_null_array(&s->rbuf, c->proto);
+        }
+    } else if (rc_strcaseeq(r->argv[1], r->argvlen[1], "count")) {
+        rc_resp_int(&s->rbuf, (int64_t)rc_ncmds);
+    } else if (rc_strcaseeq(r->argv[1], r->argvlen[1], "list")) {
+        rc_resp_array(&s->rbuf, (int64_t)rc_ncmds);
+        for (size_t i = 0; i < rc_ncmds; i++)
+            rc_resp_bulkstr(&s->rbuf, rc_cmds[i].name);
+    } else if (rc_strcaseeq(r->argv[1], r->argvlen[1], "docs")) {
+        struct rc_buf b = {0};
+        int64_t n = 0;
+        if (r->argc == 2) {
+            for (size_t i = 0; i < rc_ncmds; i++, n++)
+                command_doc(&b, c->proto, &rc_cmds[i]);
+        } else {
+            for (int i = 2; i < r->argc; i++) {
+                const struct rc_cmd *cmd = lookup_full(r->argv[i], r->argvlen[i]);
+                if (cmd) {
+                    command_doc(&b, c->proto, cmd);
+                    n++;
+                }
+            }
+        }
+        rc_resp_map(&s->rbuf, c->proto, n);
+        rc_buf_append(&s->rbuf, b.p, b.len);
+        rc_buf_free(&b);
+    } else {
+        reply_help(s, command_help, RC_ARRAY_LEN(command_help));
+    }
+}
+
+/* ---- CONFIG ---- */
+
+struct config_reply {
+    struct rc_buf items;
+    int64_t n;
+    const char *seen[64];
+    size_t nseen;
+};
+
+static void config_item(void *arg, const char *name, const char *value)
+{
+    struct config_reply *cr = arg;
+    for (size_t i = 0; i < cr->nseen; i++)
+        if (cr->seen[i] == name || !strcmp(cr->seen[i], name))
+            return;
+    if (cr->nseen < RC_ARRAY_LEN(cr->seen))
+        cr->seen[cr->nseen++] = name;
+    rc_resp_bulkstr(&cr->items, name);
+    rc_resp_bulkstr(&cr->items, value);
+    cr->n++;
+}
+
+static const char *const config_help[] = {
+    "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "GET <pattern>",
+    "    Return parameters matching the glob-like <pattern> and their values.",
+    "RESETSTAT",
+    "    Reset statistics reported by the INFO command.",
+    "HELP",
+    "    Prints this help.",
+};
+
+void rc_cmd_config(struct rc_server *s, struct rc_conn *c, const struct rc_req *r)
+{
+    if (rc_strcaseeq(r->argv[1], r->argvlen[1], "get")) {
+        struct config_reply cr = {0};
+        for (int i = 2; i < r->argc; i++) {
+            char pat[256];
+            size_t pl = RC_MIN(r->argvlen[i], sizeof(pat) - 1);
+            for (size_t k = 0; k < pl; k++)
+                pat[k] = (char)tolower((unsigned char)r->argv[i][k]);
+            pat[pl] = '\0';
+            rc_config_get(&s->cfg, pat, pl, config_item, &cr);
+        }
+        rc_resp_map(&s->rbuf, c->proto, cr.n);
+        rc_buf_append(&s->rbuf, cr.items.p, cr.items.len);
+        rc_buf_free(&cr.items);
+    } else if (rc_strcaseeq(r->argv[1], r->argvlen[1], "resetstat")) {
+        uint64_t slab = s->stats.slab_bytes;
+        memset(&s->stats, 0, sizeof(s->stats));
+        s->stats.slab_bytes = slab;
+        rc_resp_simple(&s->rbuf, "OK");
+    } else {
+        reply_help(s, config_help, RC_ARRAY_LEN(config_help));
+    }
+}

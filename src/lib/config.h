@@ -1,0 +1,81 @@
+/* config.h -- server settings: defaults, Redis-style config files, flags, CONFIG GET.
+ *
+ * One table describes every setting (name, type, default, limits), so the
+ * config file, the command-line flags (`--port 6380` is the line `port 6380`)
+ * and CONFIG GET all read the same definitions and agree on names and
+ * formats. Values are validated when set; errors say which line and why.
+ *
+ * SPDX-License-Identifier: BSD-3-Clause
+ */
+#ifndef RC_CONFIG_H
+#define RC_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util.h"
+
+#define RC_MAX_BIND 16
+
+enum rc_io_kind { RC_IO_URING, RC_IO_EPOLL, RC_IO_NAIVE };
+
+struct rc_obuf_limit {
+    uint64_t hard;      /* bytes; 0 = none */
+    uint64_t soft;      /* bytes; 0 = none */
+    uint64_t soft_secs; /* how long over soft before disconnecting */
+};
+
+struct rc_config {
+    int port;                          /* "port" [6380]; 0 = any free port */
+    char *bind[RC_MAX_BIND];           /* "bind" ["127.0.0.1"], space-separated list */
+    int nbind;
+    int tcp_backlog;                   /* "tcp-backlog" [511] */
+    uint64_t maxclients;               /* "maxclients" [10000] */
+    char *requirepass;                 /* "requirepass" [NULL = none] */
+    bool protected_mode;               /* "protected-mode" [yes] */
+    struct rc_obuf_limit obuf_normal;  /* "client-output-buffer-limit normal 0 0 0" */
+    struct rc_obuf_limit obuf_pubsub;  /* "client-output-buffer-limit pubsub 32mb 8mb 60" */
+    uint64_t proto_max_bulk_len;       /* "proto-max-bulk-len" [512mb] */
+    uint64_t proto_max_multibulk_len;  /* "proto-max-multibulk-len" [2147483647] */
+    uint64_t client_query_buffer_limit;/* "client-query-buffer-limit" [1gb] */
+    uint64_t timeout;                  /* "timeout" idle seconds, 0 = never [0] */
+    enum rc_io_kind io;                /* "io" uring|epoll|naive [uring] */
+    uint64_t tick_us;                  /* "tick-us" accumulation window [0] */
+    uint64_t tick_bytes;               /* "tick-bytes" flush early past this many queued bytes [1mb] */
+    uint64_t so_sndbuf;                /* "so-sndbuf" per client socket, 0 = kernel default [0] */
+    uint64_t uring_entries;            /* "uring-entries" submission queue size [4096] */
+    uint64_t zc_threshold;             /* "send-zc-threshold" bytes, 0 = off [0] */
+    int loglevel;                      /* "loglevel" debug|verbose|notice|warning [notice] */
+    char *logfile;                     /* "logfile" ["" = stderr] */
+    uint64_t shutdown_timeout;         /* "shutdown-timeout" seconds to flush on SIGTERM [2] */
+};
+
+/* Fills defaults. */
+void rc_config_init(struct rc_config *c);
+/* Frees strings. NULL is a no-op. */
+void rc_config_free(struct rc_config *c);
+
+/* Sets one setting from its words (argv[0] is the name, case-insensitive,
+ * the rest its value words). Returns 0, or -EINVAL / -ENOENT with a message
+ * in err (like Redis: "Bad directive or wrong number of arguments",
+ * "argument must be a memory value", ...). */
+int rc_config_set(struct rc_config *c, int argc, const char *const *argv, char *err,
+                  size_t errlen);
+
+/* Parses a whole Redis-style config text: one `name value...` per line,
+ * '#' comments, blank lines, double-quoted values with escapes. On error
+ * returns -EINVAL and writes "line N: <reason>" to err. */
+int rc_config_load_string(struct rc_config *c, const char *text, size_t len, char *err,
+                          size_t errlen);
+/* Reads and loads a file; -errno (with err set) when it cannot be read. */
+int rc_config_load_file(struct rc_config *c, const char *path, char *err, size_t errlen);
+
+/* Calls fn(name, value) for every setting whose name matches the glob
+ * pattern, in table order, with the value formatted as CONFIG GET shows it. */
+void rc_config_get(const struct rc_config *c, const char *pattern, size_t plen,
+                   void (*fn)(void *arg, const char *name, const char *value), void *arg);
+
+const char *rc_io_name(enum rc_io_kind io);
+
+#endif
