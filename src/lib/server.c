@@ -37,10 +37,6 @@ const char *const rc_sys_names[RC_SYS__COUNT] = {
     "read",           "accept",     "close",     "setsockopt", "other",
 };
 
-/* Defined only when backend_uring.c is linked in (it always is in the
- * standard build; the weak reference keeps partial builds linkable). */
-extern const struct rc_backend_ops rc_backend_uring __attribute__((weak));
-
 /* ---- Server life ---- */
 
 static void copy_config(struct rc_config *dst, const struct rc_config *src)
@@ -146,23 +142,19 @@ static int pick_backend(struct rc_server *s)
     switch (s->cfg.io) {
     case RC_IO_NAIVE: be = &rc_backend_naive; break;
     case RC_IO_EPOLL: be = &rc_backend_epoll; break;
-    default: be = &rc_backend_uring ? &rc_backend_uring : NULL; break;
+    default: be = &rc_backend_uring; break;
     }
-    if (be) {
-        err = be->init(s);
-        if (err == 0) {
-            s->be = be;
-            return 0;
-        }
-        if (be != &rc_backend_uring) {
-            rc_log(RC_LOG_WARNING, "Could not start the %s backend: %s", be->name, strerror(-err));
-            return err;
-        }
-        rc_log(RC_LOG_WARNING, "io_uring unavailable (%s), falling back to the epoll backend",
-               strerror(-err));
-    } else {
-        rc_log(RC_LOG_WARNING, "io_uring backend not built, falling back to the epoll backend");
+    err = be->init(s);
+    if (err == 0) {
+        s->be = be;
+        return 0;
     }
+    if (be != &rc_backend_uring) {
+        rc_log(RC_LOG_WARNING, "Could not start the %s backend: %s", be->name, strerror(-err));
+        return err;
+    }
+    rc_log(RC_LOG_WARNING, "io_uring unavailable (%s), falling back to the epoll backend",
+           strerror(-err));
     err = rc_backend_epoll.init(s);
     if (err) {
         rc_log(RC_LOG_WARNING, "Could not start the epoll backend: %s", strerror(-err));
