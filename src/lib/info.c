@@ -23,6 +23,7 @@ static void section_server(struct rc_server *s, struct rc_buf *b)
     uint64_t up = (rc_now_ms() - s->start_ms) / 1000;
 
     uname(&u);
+    s->stats.sys[RC_SYS_OTHER]++;
     rc_buf_appendf(b,
                    "# Server\r\n"
                    "redis_version:7.0.15\r\n"
@@ -99,6 +100,7 @@ static void section_fanout(struct rc_server *s, struct rc_buf *b)
     struct rusage ru;
 
     getrusage(RUSAGE_SELF, &ru);
+    s->stats.sys[RC_SYS_OTHER]++;
     rc_buf_appendf(b,
                    "# Fanout\r\n"
                    "io_backend:%s\r\n"

@@ -85,6 +85,7 @@ const char *rc_log_level_name(int level)
 void rc_log(int level, const char *fmt, ...)
 {
     static const char marks[] = ".-*#";
+    static int pid;
     char msg[1024], ts[64];
     struct timeval tv;
     struct tm tm;
@@ -99,7 +100,9 @@ void rc_log(int level, const char *fmt, ...)
     localtime_r(&tv.tv_sec, &tm);
     size_t off = strftime(ts, sizeof(ts), "%d %b %Y %H:%M:%S.", &tm);
     snprintf(ts + off, sizeof(ts) - off, "%03d", (int)(tv.tv_usec / 1000));
-    fprintf(stderr, "%d:M %s %c %s\n", (int)getpid(), ts, marks[level & 3], msg);
+    if (!pid)
+        pid = (int)getpid(); /* once: the server counts its own system calls */
+    fprintf(stderr, "%d:M %s %c %s\n", pid, ts, marks[level & 3], msg);
 }
 
 /* ---- Time ---- */
