@@ -290,8 +290,40 @@ static void format_addr(const struct sockaddr_storage *ss, char *dst, size_t len
     snprintf(dst, len, "%s:%d", ip, port);
 }
 
+/* Loopback peers (and non-IP sockets) count as local for protected mode. */
+static bool is_local(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+        return (ntohl(a->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+        if (IN6_IS_ADDR_LOOPBACK(&a->sin6_addr))
+            return true;
+        return IN6_IS_ADDR_V4MAPPED(&a->sin6_addr) && a->sin6_addr.s6_addr[12] == 127;
+    }
+    return true;
+}
+
+/* Redis's protected-mode refusal, word for word. */
+static const char protected_msg[] =
+    "DENIED Redis is running in protected mode because protected mode is enabled and no password "
+    "is set for the default user. In this mode connections are only accepted from the loopback "
+    "interface. If you want to connect from external computers to Redis you may adopt one of the "
+    "following solutions: 1) Just disable protected mode sending the command 'CONFIG SET "
+    "protected-mode no' from the loopback interface by connecting to Redis from the same host "
+    "the server is running, however MAKE SURE Redis is not publicly accessible from internet if "
+    "you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just "
+    "disable the protected mode by editing the Redis configuration file, and setting the "
+    "protected mode option to 'no', and then restarting the server. 3) If you started the server "
+    "manually just for testing, restart it with the '--protected-mode no' option. 4) Set up an "
+    "authentication password for the default user. NOTE: You only need to do one of the above "
+    "things in order for the server to start accepting connections from the outside.";
+
 struct rc_conn *rc_conn_accepted(struct rc_server *s, int fd)
 {
+    bool local;
     struct rc_conn *c = rc_xcalloc(1, sizeof(*c));
     struct rc_resp_limits lim;
     struct sockaddr_storage ss;
@@ -314,6 +346,7 @@ struct rc_conn *rc_conn_accepted(struct rc_server *s, int fd)
     memset(&ss, 0, sizeof(ss));
     getpeername(fd, (struct sockaddr *)&ss, &sl);
     format_addr(&ss, c->addr, sizeof(c->addr));
+    local = is_local(&ss);
     sl = sizeof(ss);
     memset(&ss, 0, sizeof(ss));
     getsockname(fd, (struct sockaddr *)&ss, &sl);
@@ -335,7 +368,14 @@ struct rc_conn *rc_conn_accepted(struct rc_server *s, int fd)
     s->nclients++;
     s->stats.conns_received++;
 
-    if (s->nclients > s->cfg.maxclients) {
+    if (s->cfg.protected_mode && !s->cfg.requirepass && !local) {
+        rc_resp_error(&s->rbuf, protected_msg);
+        rc_conn_flush_reply(s, c);
+        c->flags |= RC_CONN_CLOSE_AFTER_REPLY;
+        s->stats.conns_rejected++;
+        rc_log(RC_LOG_WARNING, "Refused non-loopback client %s: protected mode, no password set",
+               c->addr);
+    } else if (s->nclients > s->cfg.maxclients) {
         rc_resp_error(&s->rbuf, "ERR max number of clients reached");
         rc_conn_flush_reply(s, c);
         c->flags |= RC_CONN_CLOSE_AFTER_REPLY;
