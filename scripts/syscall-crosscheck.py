@@ -64,7 +64,6 @@ def main():
         return 77
     os.environ["RINGCASTD"] = a.ringcastd
     srv = rchelper.Server(io=a.io)
-    srv.start()
     try:
         ctl = srv.conn()
         subs = []
