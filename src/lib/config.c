@@ -1,0 +1,710 @@
+/* config.c -- the settings table, Redis-style config files and CONFIG GET.
+ *
+ * Every setting is one row of a static table: its name, a setter and a
+ * getter for its type (integer, memory, bool, enum, string, list, or a
+ * special one such as client-output-buffer-limit), the field it lives in,
+ * its default written in config-file syntax, and its bounds. rc_config_init()
+ * applies each default through the same setter a config file line goes
+ * through, so a default can never be a value the parser would refuse, and
+ * CONFIG GET formats every value with the row's getter, in table order.
+ *
+ * Parsing follows Redis 7.0's config loader: a file is split into lines,
+ * each line trimmed, '#' lines and blank lines skipped, the rest split into
+ * words like sdssplitargs() (double quotes with \n \r \t \b \a \xHH escapes,
+ * single quotes with \'), and the words handed to rc_config_set(). Error
+ * texts are Redis's where Redis has one ("argument must be between 0 and
+ * 65535 inclusive"). Setters validate before they store, so a refused value
+ * leaves the setting as it was. Two limits Redis does not have keep hostile
+ * input cheap: a line may be at most 64 KiB and may not contain a NUL byte.
+ *
+ * SPDX-License-Identifier: BSD-3-Clause
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "glob.h"
+
+#define MAX_LINE (64 * 1024)        /* longest config line accepted */
+#define MAX_FILE (16 * 1024 * 1024) /* largest config file read */
+#define MAX_WORD 64                 /* longest enum word compared */
+
+/* Redis shows the replica class in CONFIG GET client-output-buffer-limit even
+ * though ringcast has no replicas; these are Redis 7.0's defaults for it. */
+#define SLAVE_OBUF_TEXT "slave 268435456 67108864 60"
+
+struct setting;
+
+typedef int (*set_fn)(const struct setting *s, struct rc_config *c, int argc,
+                      const char *const *argv, char *err, size_t errlen);
+typedef void (*get_fn)(const struct setting *s, const struct rc_config *c, struct rc_buf *out);
+
+/* An enum's words: parse returns the value or a negative number. */
+struct enum_ops {
+    int (*parse)(const char *word);
+    const char *(*name)(int value);
+    const char *choices; /* "a, b, c" for the error message */
+};
+
+struct setting {
+    const char *name;
+    set_fn set;
+    get_fn get;
+    size_t off;         /* offset of the field in struct rc_config */
+    const char *def;    /* default, as written in a config file */
+    long long min, max; /* numeric bounds, inclusive */
+    bool multi;         /* takes any number of value words */
+    bool empty_null;    /* strings: "" is stored as NULL */
+    const struct enum_ops *en;
+};
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!err || !errlen) return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+#define FIELD(c, s, type)  ((type *)((char *)(c) + (s)->off))
+#define CFIELD(c, s, type) ((const type *)((const char *)(c) + (s)->off))
+
+/* ---- Value parsers ---- */
+
+/* Redis's string2ll() accepts exactly -?(0|[1-9][0-9]*) without "-0": no
+ * spaces, no '+', no leading zeros. rc_parse_i64() then catches overflow. */
+static bool parse_ll(const char *w, long long *out)
+{
+    const char *d = w[0] == '-' ? w + 1 : w;
+    size_t len = strlen(w);
+    int64_t v;
+
+    if (d[0] < '0' || d[0] > '9') return false;
+    if (d[0] == '0' && (d[1] != '\0' || d != w)) return false;
+    if (!rc_parse_i64(w, len, &v)) return false;
+    *out = v;
+    return true;
+}
+
+/* A memory value must start with a digit: this refuses signs and spaces
+ * whatever rc_parse_memory() would make of them, as Redis does. */
+static bool parse_mem(const char *w, uint64_t *out)
+{
+    return w[0] >= '0' && w[0] <= '9' && rc_parse_memory(w, out);
+}
+
+static int check_range(const struct setting *s, long long v, char *err, size_t errlen)
+{
+    if (v < s->min || v > s->max) {
+        seterr(err, errlen, "argument must be between %lld and %lld inclusive", s->min, s->max);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* ---- Types: integer (int or uint64_t field), memory, bool, enum, string ---- */
+
+static int set_number(const struct setting *s, const char *w, bool mem, long long *v, char *err,
+                      size_t errlen)
+{
+    uint64_t u;
+
+    if (mem ? !parse_mem(w, &u) : !parse_ll(w, v)) {
+        seterr(err, errlen,
+               mem ? "argument must be a memory value"
+                   : "argument couldn't be parsed into an integer");
+        return -EINVAL;
+    }
+    if (mem) {
+        /* Redis reads memory values into a long long; larger ones are out
+         * of every range here. */
+        if (u > (uint64_t)s->max) {
+            seterr(err, errlen, "argument must be between %lld and %lld inclusive", s->min, s->max);
+            return -EINVAL;
+        }
+        *v = (long long)u;
+    }
+    return check_range(s, *v, err, errlen);
+}
+
+static int set_int(const struct setting *s, struct rc_config *c, int argc, const char *const *argv,
+                   char *err, size_t errlen)
+{
+    long long v;
+    int r = set_number(s, argv[0], false, &v, err, errlen);
+
+    if (r == 0) *FIELD(c, s, int) = (int)v;
+    return r;
+}
+
+static int set_u64(const struct setting *s, struct rc_config *c, int argc, const char *const *argv,
+                   char *err, size_t errlen)
+{
+    long long v;
+    int r = set_number(s, argv[0], false, &v, err, errlen);
+
+    if (r == 0) *FIELD(c, s, uint64_t) = (uint64_t)v;
+    return r;
+}
+
+static int set_mem(const struct setting *s, struct rc_config *c, int argc, const char *const *argv,
+                   char *err, size_t errlen)
+{
+    long long v;
+    int r = set_number(s, argv[0], true, &v, err, errlen);
+
+    if (r == 0) *FIELD(c, s, uint64_t) = (uint64_t)v;
+    return r;
+}
+
+static void get_int(const struct setting *s, const struct rc_config *c, struct rc_buf *out)
+{
+    rc_buf_append_i64(out, *CFIELD(c, s, int));
+}
+
+static void get_u64(const struct setting *s, const struct rc_config *c, struct rc_buf *out)
+{
+    rc_buf_append_u64(out, *CFIELD(c, s, uint64_t));
+}
+
+static int set_bool(const struct setting *s, struct rc_config *c, int argc, const char *const *argv,
+                    char *err, size_t errlen)
+{
+    if (!strcasecmp(argv[0], "yes")) {
+        *FIELD(c, s, bool) = true;
+    } else if (!strcasecmp(argv[0], "no")) {
+        *FIELD(c, s, bool) = false;
+    } else {
+        seterr(err, errlen, "argument must be 'yes' or 'no'");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static void get_bool(const struct setting *s, const struct rc_config *c, struct rc_buf *out)
+{
+    const char *v = *CFIELD(c, s, bool) ? "yes" : "no";
+
+    rc_buf_append(out, v, strlen(v));
+}
+
+/* Enum fields are stored as int (enum rc_io_kind has int's size and only
+ * non-negative values, so an int view of it is exact). */
+_Static_assert(sizeof(enum rc_io_kind) == sizeof(int), "enum rc_io_kind must be int-sized");
+
+static int set_enum(const struct setting *s, struct rc_config *c, int argc, const char *const *argv,
+                    char *err, size_t errlen)
+{
+    char low[MAX_WORD];
+    size_t len = strlen(argv[0]);
+    int v = -1;
+
+    /* Redis compares enum words case-insensitively. */
+    if (len < sizeof(low)) {
+        for (size_t i = 0; i <= len; i++)
+            low[i] = (char)tolower((unsigned char)argv[0][i]);
+        v = s->en->parse(low);
+    }
+    if (v < 0) {
+        seterr(err, errlen, "argument(s) must be one of the following: %s", s->en->choices);
+        return -EINVAL;
+    }
+    *FIELD(c, s, int) = v;
+    return 0;
+}
+
+static void get_enum(const struct setting *s, const struct rc_config *c, struct rc_buf *out)
+{
+    const char *v = s->en->name(*CFIELD(c, s, int));
+
+    rc_buf_append(out, v, strlen(v));
+}
+
+static int set_str(const struct setting *s, struct rc_config *c, int argc, const char *const *argv,
+                   char *err, size_t errlen)
+{
+    char **field = FIELD(c, s, char *);
+
+    free(*field);
+    *field = (s->empty_null && argv[0][0] == '\0') ? NULL : rc_xstrdup(argv[0]);
+    return 0;
+}
+
+static void get_str(const struct setting *s, const struct rc_config *c, struct rc_buf *out)
+{
+    const char *v = *CFIELD(c, s, char *);
+
+    if (v) rc_buf_append(out, v, strlen(v));
+}
+
+/* ---- Enums ---- */
+
+static int io_parse(const char *w)
+{
+    if (!strcmp(w, "uring")) return RC_IO_URING;
+    if (!strcmp(w, "epoll")) return RC_IO_EPOLL;
+    if (!strcmp(w, "naive")) return RC_IO_NAIVE;
+    return -1;
+}
+
+static const char *io_name(int v)
+{
+    return rc_io_name((enum rc_io_kind)v);
+}
+
+const char *rc_io_name(enum rc_io_kind io)
+{
+    switch (io) {
+    case RC_IO_URING: return "uring";
+    case RC_IO_EPOLL: return "epoll";
+    case RC_IO_NAIVE: return "naive";
+    }
+    return "unknown";
+}
+
+static const struct enum_ops io_enum = {io_parse, io_name, "uring, epoll, naive"};
+static const struct enum_ops loglevel_enum = {rc_log_level_parse, rc_log_level_name,
+                                              "debug, verbose, notice, warning"};
+
+/* ---- Specials: bind, client-output-buffer-limit ---- */
+
+/* Each value word may itself hold several space-separated addresses, so
+ * `bind a b`, `--bind "a b"` and CONFIG SET bind "a b" all give two. */
+static int set_bind(const struct setting *s, struct rc_config *c, int argc, const char *const *argv,
+                    char *err, size_t errlen)
+{
+    char *addrs[RC_MAX_BIND];
+    int n = 0;
+
+    for (int i = 0; i < argc; i++) {
+        const char *p = argv[i];
+
+        for (;;) {
+            while (*p == ' ' || *p == '\t')
+                p++;
+            if (!*p) break;
+            size_t len = strcspn(p, " \t");
+            if (n == RC_MAX_BIND) {
+                for (int j = 0; j < n; j++)
+                    free(addrs[j]);
+                seterr(err, errlen, "Too many bind addresses specified.");
+                return -EINVAL;
+            }
+            char *a = rc_xmalloc(len + 1);
+            memcpy(a, p, len);
+            a[len] = '\0';
+            addrs[n++] = a;
+            p += len;
+        }
+    }
+    /* Redis accepts an empty list and then listens on no TCP port; ringcast
+     * has no unix socket, so that would be a server nobody can reach. */
+    if (n == 0) {
+        seterr(err, errlen, "argument must list at least one address");
+        return -EINVAL;
+    }
+    for (int i = 0; i < c->nbind; i++)
+        free(c->bind[i]);
+    memcpy(c->bind, addrs, sizeof(addrs[0]) * (size_t)n);
+    for (int i = n; i < RC_MAX_BIND; i++)
+        c->bind[i] = NULL;
+    c->nbind = n;
+    return 0;
+}
+
+static void get_bind(const struct setting *s, const struct rc_config *c, struct rc_buf *out)
+{
+    for (int i = 0; i < c->nbind; i++) {
+        if (i) rc_buf_appendc(out, ' ');
+        rc_buf_append(out, c->bind[i], strlen(c->bind[i]));
+    }
+}
+
+/* `client-output-buffer-limit <class> <hard> <soft> <seconds> ...`: the whole
+ * line is checked before anything is stored, as in Redis. The replica class
+ * is accepted (configs written for Redis carry it) and ignored. */
+static int set_obuf(const struct setting *s, struct rc_config *c, int argc, const char *const *argv,
+                    char *err, size_t errlen)
+{
+    struct rc_obuf_limit normal = c->obuf_normal, pubsub = c->obuf_pubsub;
+
+    if (argc % 4) {
+        seterr(err, errlen, "Wrong number of arguments in buffer limit configuration.");
+        return -EINVAL;
+    }
+    for (int i = 0; i < argc; i += 4) {
+        struct rc_obuf_limit l, *dst;
+        int64_t secs;
+        const char *cls = argv[i], *sw = argv[i + 3];
+
+        if (!strcasecmp(cls, "normal")) {
+            dst = &normal;
+        } else if (!strcasecmp(cls, "pubsub")) {
+            dst = &pubsub;
+        } else if (!strcasecmp(cls, "replica") || !strcasecmp(cls, "slave")) {
+            dst = NULL;
+        } else {
+            seterr(err, errlen, "Invalid client class specified in buffer limit configuration.");
+            return -EINVAL;
+        }
+        if (argv[i + 1][0] < '0' || argv[i + 1][0] > '9' || argv[i + 2][0] < '0' ||
+            argv[i + 2][0] > '9' || !rc_parse_memory(argv[i + 1], &l.hard) ||
+            !rc_parse_memory(argv[i + 2], &l.soft) || sw[0] < '0' || sw[0] > '9' ||
+            !rc_parse_i64(sw, strlen(sw), &secs) || secs < 0) {
+            seterr(err, errlen,
+                   "Error in hard, soft or soft_seconds setting in buffer limit configuration.");
+            return -EINVAL;
+        }
+        l.soft_secs = (uint64_t)secs;
+        if (dst) *dst = l;
+    }
+    c->obuf_normal = normal;
+    c->obuf_pubsub = pubsub;
+    return 0;
+}
+
+static void get_obuf(const struct setting *s, const struct rc_config *c, struct rc_buf *out)
+{
+    rc_buf_appendf(out, "normal %llu %llu %llu " SLAVE_OBUF_TEXT " pubsub %llu %llu %llu",
+                   (unsigned long long)c->obuf_normal.hard, (unsigned long long)c->obuf_normal.soft,
+                   (unsigned long long)c->obuf_normal.soft_secs,
+                   (unsigned long long)c->obuf_pubsub.hard, (unsigned long long)c->obuf_pubsub.soft,
+                   (unsigned long long)c->obuf_pubsub.soft_secs);
+}
+
+/* ---- The table ---- */
+
+/* One initializer per type; clang-format would spread each over four lines. */
+/* clang-format off */
+#define OFF(f) offsetof(struct rc_config, f)
+#define INT(n, f, d, lo, hi)  {n, set_int, get_int, OFF(f), d, lo, hi, false, false, NULL}
+#define U64(n, f, d, lo, hi)  {n, set_u64, get_u64, OFF(f), d, lo, hi, false, false, NULL}
+#define MEM(n, f, d, lo, hi)  {n, set_mem, get_u64, OFF(f), d, lo, hi, false, false, NULL}
+#define BOOL(n, f, d)         {n, set_bool, get_bool, OFF(f), d, 0, 0, false, false, NULL}
+#define ENUM(n, f, d, e)      {n, set_enum, get_enum, OFF(f), d, 0, 0, false, false, e}
+#define STR(n, f, d, en)      {n, set_str, get_str, OFF(f), d, 0, 0, false, en, NULL}
+#define SPECIAL(n, st, gt, d) {n, st, gt, 0, d, 0, 0, true, false, NULL}
+/* clang-format on */
+
+#define MB (1024LL * 1024)
+
+/* Bounds are Redis 7.0's for the settings Redis has. */
+static const struct setting settings[] = {
+    INT("port", port, "6380", 0, 65535),
+    SPECIAL("bind", set_bind, get_bind, "127.0.0.1"),
+    INT("tcp-backlog", tcp_backlog, "511", 0, INT_MAX),
+    U64("maxclients", maxclients, "10000", 1, UINT_MAX),
+    STR("requirepass", requirepass, "", true),
+    BOOL("protected-mode", protected_mode, "yes"),
+    SPECIAL("client-output-buffer-limit", set_obuf, get_obuf, "normal 0 0 0 pubsub 32mb 8mb 60"),
+    MEM("proto-max-bulk-len", proto_max_bulk_len, "512mb", 1 * MB, LLONG_MAX),
+    U64("proto-max-multibulk-len", proto_max_multibulk_len, "2147483647", 1, INT_MAX),
+    MEM("client-query-buffer-limit", client_query_buffer_limit, "1gb", 1 * MB, LLONG_MAX),
+    U64("timeout", timeout, "0", 0, INT_MAX),
+    ENUM("io", io, "uring", &io_enum),
+    U64("tick-us", tick_us, "0", 0, 1000000),
+    MEM("tick-bytes", tick_bytes, "1mb", 0, LLONG_MAX),
+    MEM("so-sndbuf", so_sndbuf, "0", 0, INT_MAX),
+    U64("uring-entries", uring_entries, "4096", 1, 32768),
+    MEM("send-zc-threshold", zc_threshold, "0", 0, LLONG_MAX),
+    ENUM("loglevel", loglevel, "notice", &loglevel_enum),
+    STR("logfile", logfile, "", false),
+    U64("shutdown-timeout", shutdown_timeout, "2", 0, INT_MAX),
+};
+
+static const struct setting *lookup(const char *name)
+{
+    for (size_t i = 0; i < RC_ARRAY_LEN(settings); i++)
+        if (!strcasecmp(settings[i].name, name)) return &settings[i];
+    return NULL;
+}
+
+/* ---- Word splitting (sdssplitargs semantics) ---- */
+
+static int hexval(int ch)
+{
+    if (ch >= '0' && ch <= '9') return ch - '0';
+    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+    return -1;
+}
+
+/* Splits the NUL-terminated line into words written to arena (at least
+ * 2 * strlen(line) + 2 bytes: a word never grows and each adds one NUL).
+ * Returns the number of words or -EINVAL with err set. *words is
+ * rc_xrealloc'ed; the caller frees it. */
+static int split_words(const char *p, char *arena, char ***words, char *err, size_t errlen)
+{
+    int n = 0, cap = 0;
+
+    for (;;) {
+        while (*p && isspace((unsigned char)*p))
+            p++;
+        if (!*p) return n;
+
+        char *w = arena;
+        bool nul = false;
+        int q = 0; /* 0, '"' or '\'' */
+
+        for (;;) {
+            if (q == '"') {
+                if (p[0] == '\\' && p[1] == 'x' && hexval((unsigned char)p[2]) >= 0 &&
+                    hexval((unsigned char)p[3]) >= 0) {
+                    char b = (char)(hexval((unsigned char)p[2]) * 16 + hexval((unsigned char)p[3]));
+                    nul |= b == '\0';
+                    *arena++ = b;
+                    p += 3;
+                } else if (p[0] == '\\' && p[1]) {
+                    p++;
+                    switch (*p) {
+                    case 'n': *arena++ = '\n'; break;
+                    case 'r': *arena++ = '\r'; break;
+                    case 't': *arena++ = '\t'; break;
+                    case 'b': *arena++ = '\b'; break;
+                    case 'a': *arena++ = '\a'; break;
+                    default: *arena++ = *p; break;
+                    }
+                } else if (*p == '"') {
+                    /* A closing quote must end the word. */
+                    if (p[1] && !isspace((unsigned char)p[1])) goto unbalanced;
+                    p++;
+                    break;
+                } else if (!*p) {
+                    goto unbalanced;
+                } else {
+                    *arena++ = *p;
+                }
+            } else if (q == '\'') {
+                if (p[0] == '\\' && p[1] == '\'') {
+                    p++;
+                    *arena++ = '\'';
+                } else if (*p == '\'') {
+                    if (p[1] && !isspace((unsigned char)p[1])) goto unbalanced;
+                    p++;
+                    break;
+                } else if (!*p) {
+                    goto unbalanced;
+                } else {
+                    *arena++ = *p;
+                }
+            } else {
+                if (!*p || isspace((unsigned char)*p)) break;
+                if (*p == '"' || *p == '\'')
+                    q = *p;
+                else
+                    *arena++ = *p;
+            }
+            if (*p) p++;
+        }
+        *arena++ = '\0';
+        if (nul) {
+            seterr(err, errlen, "NUL byte (\\x00) in an argument");
+            return -EINVAL;
+        }
+        if (n == cap) {
+            cap = cap ? cap * 2 : 8;
+            *words = rc_xrealloc(*words, sizeof(char *) * (size_t)cap);
+        }
+        (*words)[n++] = w;
+        continue;
+    unbalanced:
+        seterr(err, errlen, "Unbalanced quotes in configuration line");
+        return -EINVAL;
+    }
+}
+
+/* ---- API ---- */
+
+void rc_config_init(struct rc_config *c)
+{
+    memset(c, 0, sizeof(*c));
+    for (size_t i = 0; i < RC_ARRAY_LEN(settings); i++) {
+        const struct setting *s = &settings[i];
+        char arena[2 * 64 + 2], **words = NULL, err[128];
+        const char *one[1] = {s->def};
+        int n, r;
+
+        if (!s->multi) {
+            r = s->set(s, c, 1, one, err, sizeof(err));
+        } else {
+            /* Defaults are short literals; the arena is sized for them. */
+            if (strlen(s->def) > 64) abort();
+            n = split_words(s->def, arena, &words, err, sizeof(err));
+            r = n < 0 ? n : s->set(s, c, n, (const char *const *)words, err, sizeof(err));
+            free(words);
+        }
+        if (r) {
+            fprintf(stderr, "ringcast: bad default for %s: %s\n", s->name, err);
+            abort();
+        }
+    }
+}
+
+void rc_config_free(struct rc_config *c)
+{
+    if (!c) return;
+    for (int i = 0; i < c->nbind && i < RC_MAX_BIND; i++) {
+        free(c->bind[i]);
+        c->bind[i] = NULL;
+    }
+    c->nbind = 0;
+    free(c->requirepass);
+    c->requirepass = NULL;
+    free(c->logfile);
+    c->logfile = NULL;
+}
+
+int rc_config_set(struct rc_config *c, int argc, const char *const *argv, char *err, size_t errlen)
+{
+    const struct setting *s;
+
+    if (argc < 1 || !argv[0]) {
+        seterr(err, errlen, "wrong number of arguments");
+        return -EINVAL;
+    }
+    s = lookup(argv[0]);
+    if (!s) {
+        seterr(err, errlen, "Bad directive or wrong number of arguments");
+        return -ENOENT;
+    }
+    if (!s->multi && argc != 2) {
+        seterr(err, errlen, "wrong number of arguments");
+        return -EINVAL;
+    }
+    return s->set(s, c, argc - 1, argv + 1, err, errlen);
+}
+
+/* Handles one line (NUL-terminated, no newline, may be modified). */
+static int load_line(struct rc_config *c, char *line, size_t len, char *err, size_t errlen)
+{
+    char *arena, **words = NULL;
+    int n, r = 0;
+
+    /* Trim like Redis: spaces, tabs and CR/LF at both ends. */
+    while (len && strchr(" \t\r\n", line[len - 1]))
+        line[--len] = '\0';
+    while (*line && strchr(" \t\r\n", *line)) {
+        line++;
+        len--;
+    }
+    if (line[0] == '#' || line[0] == '\0') return 0;
+
+    arena = rc_xmalloc(2 * len + 2);
+    n = split_words(line, arena, &words, err, errlen);
+    if (n < 0)
+        r = n;
+    else if (n > 0)
+        r = rc_config_set(c, n, (const char *const *)words, err, errlen);
+    free(words);
+    free(arena);
+    return r ? -EINVAL : 0;
+}
+
+int rc_config_load_string(struct rc_config *c, const char *text, size_t len, char *err,
+                          size_t errlen)
+{
+    size_t pos = 0;
+    char reason[512];
+
+    for (unsigned long lineno = 1; pos < len; lineno++) {
+        const char *start = text + pos;
+        const char *nl = memchr(start, '\n', len - pos);
+        size_t n = nl ? (size_t)(nl - start) : len - pos;
+        int r;
+
+        pos += n + (nl ? 1 : 0);
+        if (n > MAX_LINE) {
+            seterr(err, errlen, "line %lu: line too long (more than %d bytes)", lineno, MAX_LINE);
+            return -EINVAL;
+        }
+        if (memchr(start, '\0', n)) {
+            seterr(err, errlen, "line %lu: NUL byte in line", lineno);
+            return -EINVAL;
+        }
+        char *line = rc_xmalloc(n + 1);
+        memcpy(line, start, n);
+        line[n] = '\0';
+        reason[0] = '\0';
+        r = load_line(c, line, n, reason, sizeof(reason));
+        free(line);
+        if (r) {
+            seterr(err, errlen, "line %lu: %s", lineno, reason);
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+int rc_config_load_file(struct rc_config *c, const char *path, char *err, size_t errlen)
+{
+    struct rc_buf b = {0};
+    int fd, r;
+
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        r = -errno;
+        seterr(err, errlen, "can't open config file '%s': %s", path, strerror(-r));
+        return r;
+    }
+    for (;;) {
+        if (b.len > MAX_FILE) {
+            seterr(err, errlen, "config file '%s' is larger than %d bytes", path, MAX_FILE);
+            r = -EFBIG;
+            goto out;
+        }
+        rc_buf_reserve(&b, 65536);
+        ssize_t got = read(fd, b.p + b.len, b.cap - b.len);
+        if (got < 0) {
+            if (errno == EINTR) continue;
+            r = -errno;
+            seterr(err, errlen, "can't read config file '%s': %s", path, strerror(-r));
+            goto out;
+        }
+        if (got == 0) break;
+        b.len += (size_t)got;
+    }
+    r = rc_config_load_string(c, b.p ? b.p : "", b.len, err, errlen);
+out:
+    close(fd);
+    rc_buf_free(&b);
+    return r;
+}
+
+void rc_config_get(const struct rc_config *c, const char *pattern, size_t plen,
+                   void (*fn)(void *arg, const char *name, const char *value), void *arg)
+{
+    struct rc_buf v = {0};
+    /* Redis matches CONFIG GET patterns without case; the names are all
+     * lower case, so lowering the pattern is the same thing. */
+    char *pat = rc_xmalloc(plen + 1);
+
+    for (size_t i = 0; i < plen; i++)
+        pat[i] = (char)tolower((unsigned char)pattern[i]);
+    pat[plen] = '\0';
+    for (size_t i = 0; i < RC_ARRAY_LEN(settings); i++) {
+        const struct setting *s = &settings[i];
+
+        if (!rc_glob_match(pat, plen, s->name, strlen(s->name))) continue;
+        v.len = 0;
+        s->get(s, c, &v);
+        rc_buf_appendc(&v, '\0');
+        fn(arg, s->name, v.p);
+    }
+    rc_buf_free(&v);
+    free(pat);
+}
