@@ -30,7 +30,7 @@ void rc_dict_free(struct rc_dict *d);
 void *rc_dict_get(const struct rc_dict *d, const void *key, size_t klen);
 /* Stores val under a copy of key. Returns 0, or -EEXIST if the key is present
  * (the table is unchanged). The copied key stays at a stable address until the
- * entry is deleted: see rc_dict_key(). */
+ * entry is deleted; rc_dict_next() returns it. */
 int rc_dict_add(struct rc_dict *d, const void *key, size_t klen, void *val);
 /* Removes key; returns its value, or NULL when absent. */
 void *rc_dict_del(struct rc_dict *d, const void *key, size_t klen);
