@@ -125,8 +125,9 @@ static void reply_unknown(struct rc_server *s, const struct rc_req *r)
     struct rc_buf m = {0}, args = {0};
 
     for (int i = 1; i < r->argc && args.len < 128; i++) {
+        size_t room = 128 - args.len; /* Redis's precision is taken before the quote */
         rc_buf_appendc(&args, '\'');
-        add_arg(&args, r->argv[i], r->argvlen[i], 128 - args.len);
+        add_arg(&args, r->argv[i], r->argvlen[i], room);
         rc_buf_append(&args, "' ", 2);
     }
     rc_buf_append(&m, "ERR unknown command '", 21);
@@ -497,6 +498,9 @@ void rc_cmd_client(struct rc_server *s, struct rc_conn *c, const struct rc_req *
         rc_buf_free(&b);
     } else if (rc_strcaseeq(sub, sl, "list")) {
         bool only_pubsub = false;
+        const char *const *ids = NULL;
+        const size_t *idlens = NULL;
+        int nids = 0;
         if (r->argc == 4 && rc_strcaseeq(r->argv[2], r->argvlen[2], "type")) {
             if (rc_strcaseeq(r->argv[3], r->argvlen[3], "pubsub"))
                 only_pubsub = true;
@@ -505,12 +509,33 @@ void rc_cmd_client(struct rc_server *s, struct rc_conn *c, const struct rc_req *
                                (int)RC_MIN(r->argvlen[3], 128), r->argv[3]);
                 return;
             }
+        } else if (r->argc > 3 && rc_strcaseeq(r->argv[2], r->argvlen[2], "id")) {
+            ids = &r->argv[3];
+            idlens = &r->argvlen[3];
+            nids = r->argc - 3;
+            for (int k = 0; k < nids; k++) {
+                int64_t id;
+                if (!rc_parse_i64(ids[k], idlens[k], &id) || id <= 0) {
+                    rc_resp_error(&s->rbuf, "ERR Invalid client ID");
+                    return;
+                }
+            }
         } else if (r->argc != 2) {
             rc_resp_error(&s->rbuf, "ERR syntax error");
             return;
         }
         struct rc_buf b = {0};
-        for (struct rc_conn *x = s->clients_head; x; x = x->next) {
+        if (nids) {
+            /* In the order asked for, like Redis. */
+            for (int k = 0; k < nids; k++) {
+                int64_t id = 0;
+                rc_parse_i64(ids[k], idlens[k], &id);
+                for (struct rc_conn *x = s->clients_head; x; x = x->next)
+                    if (x->id == (uint64_t)id)
+                        rc_client_info_line(s, x, &b);
+            }
+        }
+        for (struct rc_conn *x = nids ? NULL : s->clients_head; x; x = x->next) {
             bool ps = rc_pubsub_count(x) + rc_pubsub_count_shard(x) > 0;
             if (r->argc == 4 && ps != only_pubsub)
                 continue;

@@ -443,6 +443,15 @@ static const char *const pubsub_help[] = {
     "    Prints this help.",
 };
 
+/* Redis's addReplySubcommandSyntaxError(): the subcommand as typed. */
+static void syntax_error(struct rc_server *s, const char *sub, size_t sl)
+{
+    rc_resp_errorf(&s->rbuf,
+                   "ERR unknown subcommand or wrong number of arguments for '%.*s'. Try PUBSUB "
+                   "HELP.",
+                   (int)RC_MIN(sl, 128), sub);
+}
+
 void rc_cmd_pubsub(struct rc_server *s, struct rc_conn *c, const struct rc_req *r)
 {
     const char *sub = r->argv[1];
@@ -454,11 +463,11 @@ void rc_cmd_pubsub(struct rc_server *s, struct rc_conn *c, const struct rc_req *
             rc_resp_simple(&s->rbuf, pubsub_help[i]);
     } else if (rc_strcaseeq(sub, sl, "channels")) {
         if (r->argc > 3)
-            return rc_reply_arity(s, "pubsub|channels");
+            return syntax_error(s, sub, sl);
         list_channels(s, c, s->channels, r);
     } else if (rc_strcaseeq(sub, sl, "shardchannels")) {
         if (r->argc > 3)
-            return rc_reply_arity(s, "pubsub|shardchannels");
+            return syntax_error(s, sub, sl);
         list_channels(s, c, s->shard_channels, r);
     } else if (rc_strcaseeq(sub, sl, "numsub")) {
         numsub(s, c, s->channels, r);

@@ -1,0 +1,484 @@
+"""rchelper -- shared harness for the ringcastd integration tests.
+
+Starts a server on a free 127.0.0.1 port and waits until it answers PING,
+speaks RESP2/RESP3 over plain sockets (every socket has a timeout), and runs
+a file's test functions, printing what was expected and what came.
+
+Which server: RINGCAST_TARGET=redis runs the tests against a real
+redis-server (to validate the tests themselves; ringcast-only checks are
+skipped, see `is_redis()`); otherwise RINGCASTD names the ringcastd binary
+and RINGCAST_IO the backend (uring|epoll|naive) passed as `--io`.
+
+Exit codes of a test file: 0 pass, 1 fail, 77 skipped (cannot run here).
+
+SPDX-License-Identifier: BSD-3-Clause
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+SKIP = 77
+HOST = "127.0.0.1"
+READY_TIMEOUT = 10.0
+SOCK_TIMEOUT = 5.0
+
+
+class Skip(Exception):
+    """Raised by a test that cannot run here (exit 77 if nothing else ran)."""
+
+
+class Failure(AssertionError):
+    pass
+
+
+def target():
+    return "redis" if os.environ.get("RINGCAST_TARGET", "") == "redis" else "ringcastd"
+
+
+def is_redis():
+    return target() == "redis"
+
+
+def io_kind():
+    return os.environ.get("RINGCAST_IO", "epoll")
+
+
+def ringcastd_path():
+    p = os.environ.get("RINGCASTD", "")
+    if not p:
+        src = os.environ.get("RINGCAST_SRC", os.path.join(os.path.dirname(__file__), "..", ".."))
+        raise Failure("RINGCASTD is not set (expected the path of the ringcastd binary; "
+                      "RINGCAST_SRC=%s)" % src)
+    if not os.access(p, os.X_OK):
+        raise Failure("RINGCASTD=%s is not an executable file" % p)
+    return p
+
+
+def redis_server_path():
+    p = shutil.which("redis-server")
+    if not p:
+        raise Skip("redis-server is not installed")
+    return p
+
+
+def free_port():
+    """A port that was free a moment ago (bind 127.0.0.1:0, read it, close)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+    finally:
+        s.close()
+
+
+# ---------------------------------------------------------------- failures
+
+def check(cond, what, expected=None, got=None):
+    if cond:
+        return
+    msg = what
+    if expected is not None or got is not None:
+        msg += "\n    expected: %r\n    got:      %r" % (expected, got)
+    raise Failure(msg)
+
+
+def check_eq(got, expected, what):
+    check(got == expected, what, expected, got)
+
+
+# ---------------------------------------------------------------- servers
+
+class Server:
+    """One server process (ringcastd or redis-server) on 127.0.0.1.
+
+    flags: ringcastd-style settings, e.g. ["--requirepass", "pw"]; both servers
+    take the same `--name value` form. Output (stdout+stderr) goes to a file
+    readable with .log(). Use as a context manager or call stop()."""
+
+    def __init__(self, flags=(), config_file=None, port=None, kind=None, io=None,
+                 wait=True, env=None, pass_port=True):
+        self.kind = kind or target()
+        self.flags = list(flags)
+        self.config_file = config_file
+        self.fixed_port = port
+        self.pass_port = pass_port  # False: the config file sets the port (fixed_port)
+        self.io = io or io_kind()
+        self.proc = None
+        self.port = None
+        self.env = env
+        self.logf = tempfile.NamedTemporaryFile(prefix="rc-%s-" % self.kind, suffix=".log",
+                                                delete=False)
+        self.start(wait)
+
+    def argv(self, port):
+        if self.kind == "redis":
+            argv = [redis_server_path()]
+            if self.config_file:
+                argv.append(self.config_file)
+            if port is not None:
+                argv += ["--port", str(port)]
+            argv += ["--bind", HOST, "--save", "", "--appendonly", "no"]
+            # redis-server has no --io; drop ringcast-only flags
+            fl = list(self.flags)
+            out = []
+            i = 0
+            while i < len(fl):
+                if fl[i] in ("--io", "--tick-us", "--tick-bytes", "--so-sndbuf"):
+                    i += 2
+                    continue
+                out.append(fl[i])
+                i += 1
+            return argv + out
+        argv = [ringcastd_path()]
+        if self.config_file:
+            argv.append(self.config_file)
+        if port is not None:
+            argv += ["--port", str(port)]
+        argv += ["--bind", HOST, "--io", self.io]
+        return argv + self.flags
+
+    def start(self, wait=True):
+        last = ""
+        for attempt in range(5):
+            port = self.fixed_port if self.fixed_port is not None else free_port()
+            self.logf.seek(0)
+            self.logf.truncate()
+            self.proc = subprocess.Popen(self.argv(port if self.pass_port else None),
+                                         stdin=subprocess.DEVNULL,
+                                         stdout=self.logf, stderr=subprocess.STDOUT,
+                                         env=self.env)
+            self.port = port
+            if not wait:
+                return
+            ok, why = self.wait_ready()
+            if ok:
+                return
+            last = why
+            log = self.log()
+            self.kill()
+            if self.fixed_port is None and "in use" in log.lower():
+                continue  # another test took the port between our probe and the bind
+            break
+        raise Failure("%s did not become ready: %s\n--- server output ---\n%s"
+                      % (self.kind, last, self.log()[-4000:]))
+
+    def wait_ready(self, timeout=READY_TIMEOUT):
+        deadline = time.monotonic() + timeout
+        why = "timeout"
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return False, "exited with code %d" % self.proc.returncode
+            try:
+                with socket.create_connection((HOST, self.port), timeout=1.0) as s:
+                    s.settimeout(1.0)
+                    s.sendall(b"*1\r\n$4\r\nPING\r\n")
+                    data = b""
+                    while not data.endswith(b"\r\n") and len(data) < 1000:
+                        chunk = s.recv(1000)
+                        if not chunk:
+                            break
+                        data += chunk
+                    if data.startswith(b"+PONG") or data.startswith(b"-NOAUTH"):
+                        return True, ""
+                    why = "PING answered %r" % data
+            except OSError as e:
+                why = str(e)
+            time.sleep(0.02)
+        return False, why
+
+    def log(self):
+        try:
+            with open(self.logf.name, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self):
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                self.proc.kill()
+            except OSError:
+                pass
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                pass
+
+    def stop(self, sig=signal.SIGTERM, timeout=5.0):
+        """Sends sig and waits; returns the exit code (None if it had to be killed)."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is not None:
+            return self.proc.returncode
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return None
+
+    def close(self):
+        self.kill()
+        try:
+            os.unlink(self.logf.name)
+        except OSError:
+            pass
+        self.logf.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def conn(self, **kw):
+        return Conn(self.port, **kw)
+
+
+# ---------------------------------------------------------------- RESP
+
+class Status(str):
+    """+simple string"""
+
+
+class Error(str):
+    """-error string"""
+
+
+class Push(list):
+    """RESP3 >push"""
+
+
+class Verbatim(bytes):
+    pass
+
+
+class Incomplete(Exception):
+    pass
+
+
+def encode(*args):
+    out = [b"*%d\r\n" % len(args)]
+    for a in args:
+        if isinstance(a, str):
+            a = a.encode()
+        elif isinstance(a, int):
+            a = str(a).encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+    return b"".join(out)
+
+
+def parse(buf, pos=0):
+    """Parses one reply from buf at pos. Returns (value, newpos) or raises Incomplete."""
+    end = buf.find(b"\r\n", pos)
+    if end < 0:
+        raise Incomplete()
+    t = buf[pos:pos + 1]
+    line = bytes(buf[pos + 1:end])
+    pos = end + 2
+    if t == b"+":
+        return Status(line.decode("utf-8", "replace")), pos
+    if t == b"-":
+        return Error(line.decode("utf-8", "replace")), pos
+    if t == b":":
+        return int(line), pos
+    if t == b"_":
+        return None, pos
+    if t == b",":
+        return float(line), pos
+    if t == b"#":
+        return line == b"t", pos
+    if t == b"(":
+        return int(line), pos
+    if t in (b"$", b"=", b"!"):
+        n = int(line)
+        if n < 0:
+            return None, pos
+        if len(buf) < pos + n + 2:
+            raise Incomplete()
+        v = bytes(buf[pos:pos + n])
+        if t == b"!":
+            v = Error(v.decode("utf-8", "replace"))
+        elif t == b"=":
+            v = Verbatim(v)
+        return v, pos + n + 2
+    if t in (b"*", b">", b"~"):
+        n = int(line)
+        if n < 0:
+            return None, pos
+        items = []
+        for _ in range(n):
+            v, pos = parse(buf, pos)
+            items.append(v)
+        if t == b">":
+            return Push(items), pos
+        return items, pos
+    if t in (b"%", b"|"):
+        n = int(line)
+        d = {}
+        for _ in range(n):
+            k, pos = parse(buf, pos)
+            v, pos = parse(buf, pos)
+            if isinstance(k, list):
+                k = tuple(k)
+            d[k] = v
+        if t == b"|":
+            return parse(buf, pos)  # attributes precede the real reply
+        return d, pos
+    raise Failure("bad RESP type byte %r in %r" % (t, bytes(buf[pos - len(line) - 3:pos + 40])))
+
+
+class Conn:
+    """A blocking RESP client connection with a timeout."""
+
+    def __init__(self, port, timeout=SOCK_TIMEOUT, host=HOST):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock.settimeout(timeout)
+        self.buf = bytearray()
+        self.timeout = timeout
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def send_cmd(self, *args):
+        self.sock.sendall(encode(*args))
+
+    def read(self, timeout=None):
+        """Reads one reply (blocking up to timeout)."""
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while True:
+            try:
+                v, pos = parse(self.buf)
+                del self.buf[:pos]
+                return v
+            except Incomplete:
+                pass
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise Failure("timed out waiting for a reply (have %r)" % bytes(self.buf[:200]))
+            self.sock.settimeout(left)
+            try:
+                chunk = self.sock.recv(65536)
+            except socket.timeout:
+                raise Failure("timed out waiting for a reply (have %r)" % bytes(self.buf[:200]))
+            if not chunk:
+                raise Failure("connection closed while waiting for a reply (have %r)"
+                              % bytes(self.buf[:200]))
+            self.buf += chunk
+
+    def cmd(self, *args):
+        self.send_cmd(*args)
+        return self.read()
+
+    def read_raw(self, quiet=0.1, limit=1 << 20, maxtime=3.0):
+        """Reads bytes until nothing came for `quiet` seconds (or EOF).
+        Returns (bytes, eof)."""
+        out = bytes(self.buf)
+        self.buf.clear()
+        deadline = time.monotonic() + maxtime
+        eof = False
+        while len(out) < limit and time.monotonic() < deadline:
+            self.sock.settimeout(quiet)
+            try:
+                chunk = self.sock.recv(65536)
+            except socket.timeout:
+                break
+            except ConnectionResetError:
+                eof = True
+                break
+            if not chunk:
+                eof = True
+                break
+            out += chunk
+        self.sock.settimeout(self.timeout)
+        return out, eof
+
+    def expect_closed(self, timeout=2.0):
+        """True if the peer closes the connection within timeout (data before is ignored)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.sock.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                chunk = self.sock.recv(65536)
+            except socket.timeout:
+                return False
+            except ConnectionResetError:
+                return True
+            if not chunk:
+                return True
+        return False
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def info_sections(text):
+    """Parses INFO text into {section: {field: value}} (section names lower-case)."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    out = {}
+    cur = None
+    for line in text.split("\r\n"):
+        if line.startswith("# "):
+            cur = line[2:].strip().lower()
+            out[cur] = {}
+        elif line and cur is not None and ":" in line:
+            k, v = line.split(":", 1)
+            out[cur][k] = v
+    return out
+
+
+# ---------------------------------------------------------------- runner
+
+def run_tests(tests, name=None):
+    """Runs each function in tests; prints results; exits 0/1/77."""
+    name = name or os.path.basename(sys.argv[0])
+    print("%s: target=%s io=%s" % (name, target(), io_kind()), flush=True)
+    failed, skipped, passed = [], [], []
+    t0 = time.monotonic()
+    only = os.environ.get("RINGCAST_ONLY")
+    for fn in tests:
+        if only and only not in fn.__name__:
+            continue
+        t1 = time.monotonic()
+        try:
+            fn()
+        except Skip as e:
+            skipped.append(fn.__name__)
+            print("SKIP %s: %s" % (fn.__name__, e), flush=True)
+            continue
+        except Exception as e:  # noqa: BLE001 -- report every kind of failure
+            failed.append(fn.__name__)
+            print("FAIL %s (%.2fs): %s" % (fn.__name__, time.monotonic() - t1, e), flush=True)
+            if not isinstance(e, Failure):
+                traceback.print_exc()
+            continue
+        passed.append(fn.__name__)
+        print("ok   %s (%.2fs)" % (fn.__name__, time.monotonic() - t1), flush=True)
+    print("%s: %d passed, %d failed, %d skipped in %.1fs" %
+          (name, len(passed), len(failed), len(skipped), time.monotonic() - t0), flush=True)
+    if failed:
+        print("failed: " + " ".join(failed), flush=True)
+        sys.exit(1)
+    if skipped and not passed:
+        sys.exit(SKIP)
+    sys.exit(0)
