@@ -35,7 +35,9 @@ struct rc_backend_ops {
     void (*unlisten)(struct rc_server *s);
     /* One iteration: flush the dirty list, wait up to timeout_ms, dispatch. */
     void (*poll)(struct rc_server *s, int timeout_ms);
-    /* Frees everything; every connection is torn down. */
+    /* Frees everything: every connection is torn down and the listening
+     * sockets still open are closed (they belong to the backend once given
+     * to listen()). */
     void (*destroy)(struct rc_server *s);
 };
 

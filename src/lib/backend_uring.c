@@ -793,8 +793,8 @@ static void uring_destroy(struct rc_server *s)
 
     if (!u)
         return;
-    /* Listeners not yet closed belong to the server, which closes them. */
-    stop_accepting(s, u, false);
+    /* The backend owns the listening sockets it was given. */
+    stop_accepting(s, u, true);
     for (uint32_t i = 0; i < u->nslots; i++)
         if (u->slots[i].state == SLOT_LIVE)
             teardown(s, u, i, "server stopped");

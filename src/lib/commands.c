@@ -169,7 +169,7 @@ void rc_cmd_execute(struct rc_server *s, struct rc_conn *c, const struct rc_req 
         if (!sub) {
             char up[16];
             size_t i;
-            for (i = 0; cmd->name[i] && i < sizeof(up) - 1; i++)
+            for (i = 0; i < sizeof(up) - 1 && cmd->name[i]; i++)
                 up[i] = (char)toupper((unsigned char)cmd->name[i]);
             up[i] = '\0';
             rc_reply_unknown_sub(s, up, r->argv[1], r->argvlen[1]);

@@ -246,10 +246,12 @@ void rc_server_free(struct rc_server *s)
 {
     if (!s)
         return;
+    /* Listening sockets belong to the backend once it has them. */
     if (s->be)
         s->be->destroy(s);
-    for (int i = 0; i < s->nlisten; i++)
-        close(s->listen_fds[i]);
+    else
+        for (int i = 0; i < s->nlisten; i++)
+            close(s->listen_fds[i]);
     /* The backend tore every connection down; anything left was never
      * handed to a backend (start failed). */
     while (s->clients_head) {
