@@ -103,8 +103,10 @@ class Server:
     readable with .log(). Use as a context manager or call stop()."""
 
     def __init__(self, flags=(), config_file=None, port=None, kind=None, io=None,
-                 wait=True, env=None, pass_port=True):
+                 wait=True, env=None, pass_port=True, preexec=None, argv_prefix=None):
         self.kind = kind or target()
+        self.preexec = preexec          # run in the child before exec (e.g. set rlimits)
+        self.argv_prefix = list(argv_prefix or [])  # e.g. ["ip", "netns", "exec", "ns"]
         self.flags = list(flags)
         self.config_file = config_file
         self.fixed_port = port
@@ -150,10 +152,11 @@ class Server:
             port = self.fixed_port if self.fixed_port is not None else free_port()
             self.logf.seek(0)
             self.logf.truncate()
-            self.proc = subprocess.Popen(self.argv(port if self.pass_port else None),
+            self.proc = subprocess.Popen(self.argv_prefix +
+                                         self.argv(port if self.pass_port else None),
                                          stdin=subprocess.DEVNULL,
                                          stdout=self.logf, stderr=subprocess.STDOUT,
-                                         env=self.env)
+                                         env=self.env, preexec_fn=self.preexec)
             self.port = port
             if not wait:
                 return
@@ -243,6 +246,83 @@ class Server:
 
     def conn(self, **kw):
         return Conn(self.port, **kw)
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def fds(self):
+        """Number of open descriptors of the server process."""
+        return proc_fds(self.proc.pid)
+
+    def rss_kb(self):
+        return proc_rss_kb(self.proc.pid)
+
+    def cpu_seconds(self):
+        return proc_cpu_seconds(self.proc.pid)
+
+    def ping(self, timeout=5.0):
+        """True if a fresh connection gets +PONG (or -NOAUTH) to PING."""
+        try:
+            with Conn(self.port, timeout=timeout) as c:
+                r = c.cmd("PING")
+                return r == "PONG" or (isinstance(r, Error) and r.startswith("NOAUTH"))
+        except (OSError, Failure):
+            return False
+
+
+# ---------------------------------------------------------------- /proc probes
+
+def proc_fds(pid):
+    """Open file descriptors of pid (len of /proc/PID/fd)."""
+    return len(os.listdir("/proc/%d/fd" % pid))
+
+
+def proc_rss_kb(pid):
+    """Resident set size of pid in KiB (VmRSS)."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise Failure("no VmRSS for pid %d" % pid)
+
+
+def proc_cpu_seconds(pid):
+    """User + system CPU time pid has used, in seconds."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    # fields[0] is field 3 (state); utime and stime are fields 14 and 15
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def baseline(srv):
+    """(fds, rss_kb) of an idle server, after a PING round trip has settled."""
+    check(srv.ping(), "the server answers PING")
+    time.sleep(0.2)  # let the server close the probe connection
+    return srv.fds(), srv.rss_kb()
+
+
+def check_recovered(srv, base, rss_slack_kb=8192, timeout=5.0, what=""):
+    """The server is alive, answers PING, and its descriptor count and RSS are
+    back near base (as returned by baseline()) within timeout."""
+    check(srv.alive(), "%sthe server is still running" % what,
+          got=srv.log()[-2000:] if not srv.alive() else None)
+    check(srv.ping(), "%sthe server still answers PING" % what)
+    fds = wait_until(lambda: srv.fds() <= base[0] and srv.fds(), timeout)
+    check(fds, "%sopen descriptors back to the baseline" % what, base[0], srv.fds())
+    rss = wait_until(lambda: srv.rss_kb() <= base[1] + rss_slack_kb and srv.rss_kb(), timeout)
+    check(rss, "%sRSS back near the baseline (+%d KiB allowed)" % (what, rss_slack_kb),
+          base[1], srv.rss_kb())
+
+
+def wait_until(cond, timeout, step=0.05):
+    """Polls cond() until it is true or timeout passes; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v or time.monotonic() >= deadline:
+            return v
+        time.sleep(step)
 
 
 # ---------------------------------------------------------------- RESP
@@ -379,6 +459,30 @@ class Conn:
     def cmd(self, *args):
         self.send_cmd(*args)
         return self.read()
+
+    def read_reply_raw(self, timeout=None):
+        """Reads one reply and returns its exact bytes (for byte-for-byte comparisons)."""
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while True:
+            try:
+                _, pos = parse(self.buf)
+                raw = bytes(self.buf[:pos])
+                del self.buf[:pos]
+                return raw
+            except Incomplete:
+                pass
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise Failure("timed out waiting for a reply (have %r)" % bytes(self.buf[:200]))
+            self.sock.settimeout(left)
+            try:
+                chunk = self.sock.recv(65536)
+            except socket.timeout:
+                raise Failure("timed out waiting for a reply (have %r)" % bytes(self.buf[:200]))
+            if not chunk:
+                raise Failure("connection closed while waiting for a reply (have %r)"
+                              % bytes(self.buf[:200]))
+            self.buf += chunk
 
     def read_raw(self, quiet=0.1, limit=1 << 20, maxtime=3.0):
         """Reads bytes until nothing came for `quiet` seconds (or EOF).
