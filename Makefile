@@ -3,6 +3,7 @@ BUILD ?= build
 JOBS  ?= $(shell nproc)
 PORT  ?= 6380
 ARGS  ?=
+DEMO  ?= 1
 
 .PHONY: all build run test deps clean
 
@@ -17,8 +18,13 @@ $(BUILD)/CMakeCache.txt:
 build: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
 
+# DEMO=1: ringcastd plus the quote simulator (scripts/run-demo.sh); DEMO=0: the bare server.
 run: build
+ifeq ($(DEMO),0)
 	exec $(BUILD)/ringcastd --port $(PORT) $(ARGS)
+else
+	exec bash scripts/run-demo.sh $(BUILD) $(PORT) $(ARGS)
+endif
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)

@@ -21,8 +21,19 @@
 #ifndef RC_BACKEND_H
 #define RC_BACKEND_H
 
+#include <stdbool.h>
+
 struct rc_server;
 struct rc_conn;
+
+/* Extra descriptors a backend watches besides its clients and listeners
+ * (UDP feed sockets, the library's publish eventfd). */
+#define RC_MAX_WATCH 32
+
+/* Called on the loop thread when a watched fd is readable. Returns true when
+ * it stopped early with input left: the backend then calls it again on the
+ * next iteration without waiting for a new readiness event. */
+typedef bool (*rc_watch_fn)(struct rc_server *s, void *arg);
 
 struct rc_backend_ops {
     const char *name;
@@ -39,6 +50,12 @@ struct rc_backend_ops {
      * sockets still open are closed (they belong to the backend once given
      * to listen()). */
     void (*destroy)(struct rc_server *s);
+    /* Watches fd (not a client) for readability: cb(s, arg) runs on the loop
+     * thread when it is readable. Returns 0 or -errno (-ENOSPC past
+     * RC_MAX_WATCH watches). */
+    int (*watch)(struct rc_server *s, int fd, rc_watch_fn cb, void *arg);
+    /* Stops watching fd; call before closing it. */
+    void (*unwatch)(struct rc_server *s, int fd);
 };
 
 extern const struct rc_backend_ops rc_backend_epoll;

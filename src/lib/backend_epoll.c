@@ -34,6 +34,17 @@
 #define READ_BUF      (64u * 1024u)
 #define ACCEPT_BATCH  64
 #define LISTENER_TAGS 64 /* epoll data values below this are listener indexes */
+#define WATCH_TAG     32 /* ... and from here up, watch indexes (udp.c, api.c) */
+
+_Static_assert(RC_MAX_BIND <= WATCH_TAG && WATCH_TAG + RC_MAX_WATCH <= LISTENER_TAGS,
+               "epoll tags: listeners, then watches, then connection pointers");
+
+/* A watched fd (backend.h: ops->watch): level-triggered EPOLLIN. */
+struct ep_watch {
+    int fd; /* -1: free */
+    rc_watch_fn cb;
+    void *arg;
+};
 
 struct ep_state {
     int epfd;
@@ -45,6 +56,7 @@ struct ep_state {
     struct rc_conn *graveyard;
     char *rbuf;
     struct epoll_event ev[MAX_EVENTS];
+    struct ep_watch wat[RC_MAX_WATCH];
 };
 
 static int ep_init_mode(struct rc_server *s, bool naive)
@@ -59,6 +71,8 @@ static int ep_init_mode(struct rc_server *s, bool naive)
     }
     st->naive = naive;
     st->rbuf = rc_xmalloc(READ_BUF);
+    for (int i = 0; i < RC_MAX_WATCH; i++)
+        st->wat[i].fd = -1;
     s->be_state = st;
     return 0;
 }
@@ -237,12 +251,21 @@ static void do_read(struct rc_server *s, struct rc_conn *c)
         r = read(c->fd, st->rbuf, READ_BUF);
         s->stats.sys[RC_SYS_READ]++;
     } while (r < 0 && errno == EINTR);
-    if (r > 0)
+    if (r > 0) {
         rc_conn_input(s, c, st->rbuf, (size_t)r);
-    else if (r == 0)
+    } else if (r == 0 && !(c->flags & RC_CONN_CLOSE_AFTER_REPLY) && !rc_queue_empty(&c->out)) {
+        /* End of input with replies still queued: the peer may only have
+         * shut down its sending side, so deliver them, then close. Stop
+         * watching for input (EOF stays readable) until the queue drains. */
+        c->flags |= RC_CONN_CLOSE_AFTER_REPLY;
+        c->send_busy = true;
+        if (ctl(s, EPOLL_CTL_MOD, c->fd, EPOLLOUT, (uint64_t)(uintptr_t)c) < 0)
+            teardown(s, c, "epoll_ctl failed");
+    } else if (r == 0) {
         teardown(s, c, "client closed connection");
-    else if (errno != EAGAIN && errno != EWOULDBLOCK)
+    } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
         teardown(s, c, strerror(errno));
+    }
 }
 
 static void ep_poll(struct rc_server *s, int timeout_ms)
@@ -267,7 +290,12 @@ static void ep_poll(struct rc_server *s, int timeout_ms)
         uint64_t tag = st->ev[i].data.u64;
         uint32_t e = st->ev[i].events;
         if (tag < LISTENER_TAGS) {
-            if ((int)tag < st->nl)
+            if (tag >= WATCH_TAG) {
+                /* Level-triggered: input a callback left is reported again. */
+                struct ep_watch *w = &st->wat[tag - WATCH_TAG];
+                if (w->fd >= 0)
+                    w->cb(s, w->arg);
+            } else if ((int)tag < st->nl)
                 do_accept(s, st->lfds[tag]);
             continue;
         }
@@ -300,6 +328,37 @@ static void ep_destroy(struct rc_server *s)
     s->be_state = NULL;
 }
 
+static int ep_watch(struct rc_server *s, int fd, rc_watch_fn cb, void *arg)
+{
+    struct ep_state *st = s->be_state;
+
+    for (int i = 0; i < RC_MAX_WATCH; i++) {
+        struct ep_watch *w = &st->wat[i];
+        if (w->fd >= 0)
+            continue;
+        int err = ctl(s, EPOLL_CTL_ADD, fd, EPOLLIN, (uint64_t)(WATCH_TAG + i));
+        if (err)
+            return err;
+        w->fd = fd;
+        w->cb = cb;
+        w->arg = arg;
+        return 0;
+    }
+    return -ENOSPC;
+}
+
+static void ep_unwatch(struct rc_server *s, int fd)
+{
+    struct ep_state *st = s->be_state;
+
+    for (int i = 0; st && i < RC_MAX_WATCH; i++) {
+        if (st->wat[i].fd == fd) {
+            ctl(s, EPOLL_CTL_DEL, fd, 0, 0);
+            st->wat[i].fd = -1;
+        }
+    }
+}
+
 const struct rc_backend_ops rc_backend_epoll = {
     .name = "epoll",
     .init = ep_init,
@@ -307,6 +366,8 @@ const struct rc_backend_ops rc_backend_epoll = {
     .unlisten = ep_unlisten,
     .poll = ep_poll,
     .destroy = ep_destroy,
+    .watch = ep_watch,
+    .unwatch = ep_unwatch,
 };
 
 const struct rc_backend_ops rc_backend_naive = {
@@ -316,4 +377,6 @@ const struct rc_backend_ops rc_backend_naive = {
     .unlisten = ep_unlisten,
     .poll = ep_poll,
     .destroy = ep_destroy,
+    .watch = ep_watch,
+    .unwatch = ep_unwatch,
 };

@@ -38,6 +38,7 @@
 #include "backend.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,7 +66,7 @@
 #define SLOT_NONE       UINT32_MAX
 
 /* What a CQE belongs to; the low byte of user_data. */
-enum uop { UOP_NOP = 1, UOP_ACCEPT, UOP_RECV, UOP_SEND, UOP_CLOSE, UOP_CANCEL };
+enum uop { UOP_NOP = 1, UOP_ACCEPT, UOP_RECV, UOP_SEND, UOP_CLOSE, UOP_CANCEL, UOP_WATCH };
 
 /* user_data = slot (or listener index) << 32 | generation (24 bits) << 8 | op. */
 #define GEN_MASK 0xffffffu
@@ -103,8 +104,23 @@ struct ulistener {
     uint64_t retry_ms; /* after a resource error, re-arm no earlier than this */
 };
 
+/* A watched fd (backend.h: ops->watch): a multishot POLL_ADD, re-armed when
+ * the kernel ends it; the callback drains the fd (multishot poll reports new
+ * readiness, not a level), and asks to be called again when it stopped early. */
+struct uwatch {
+    bool used;
+    bool armed;
+    bool again; /* callback left input behind: call it again, do not wait */
+    bool dead;  /* the poll failed for good (logged once) */
+    uint32_t gen;
+    int fd;
+    rc_watch_fn cb;
+    void *arg;
+};
+
 struct uring_state {
     struct io_uring ring;
+    struct uwatch wat[RC_MAX_WATCH];
     struct uslot *slots;
     uint32_t nslots;
     uint32_t free_head;
@@ -364,7 +380,14 @@ static void on_recv(struct rc_server *s, struct uring_state *u, struct uslot *sl
         arm_recv(s, u, i);
         return;
     }
-    if (res == 0) {
+    if (res == 0 && !(sl->c->flags & RC_CONN_CLOSE_AFTER_REPLY) && !rc_queue_empty(&sl->c->out)) {
+        /* End of input with replies still queued: the peer may only have
+         * shut down its sending side. Deliver them without re-arming the
+         * receive; the send completion closes the connection once the queue
+         * is empty. */
+        sl->c->flags |= RC_CONN_CLOSE_AFTER_REPLY;
+        rc_conn_mark_dirty(s, sl->c);
+    } else if (res == 0) {
         teardown(s, u, i, "client closed connection");
     } else {
         char why[80];
@@ -404,6 +427,58 @@ static void on_send(struct rc_server *s, struct uring_state *u, struct uslot *sl
         start_send(s, u, sl); /* coalesced: everything queued meanwhile */
 }
 
+static void on_watch(struct rc_server *s, struct uring_state *u, uint32_t i, uint32_t gen, int res,
+                     unsigned flags)
+{
+    struct uwatch *w;
+
+    if (i >= RC_MAX_WATCH)
+        return;
+    w = &u->wat[i];
+    if (!w->used || w->gen != gen)
+        return; /* unwatched meanwhile */
+    if (!(flags & IORING_CQE_F_MORE))
+        w->armed = false;
+    if (res < 0) {
+        if (res != -ECANCELED && !w->dead) {
+            rc_log(RC_LOG_WARNING, "io_uring: poll on watched fd %d failed: %s", w->fd,
+                   strerror(-res));
+            w->dead = true;
+        }
+        return;
+    }
+    w->again = w->cb(s, w->arg);
+}
+
+/* Arms the watches the kernel is not polling; lowers *wait_ns to 0 when a
+ * callback still has input to handle. */
+static void arm_watches(struct rc_server *s, struct uring_state *u, int64_t *wait_ns)
+{
+    for (uint32_t i = 0; i < RC_MAX_WATCH; i++) {
+        struct uwatch *w = &u->wat[i];
+        if (!w->used || w->dead)
+            continue;
+        if (!w->armed) {
+            struct io_uring_sqe *sqe = get_sqe(s, u);
+            io_uring_prep_poll_multishot(sqe, w->fd, POLLIN);
+            io_uring_sqe_set_data64(sqe, pack(i, w->gen, UOP_WATCH));
+            w->armed = true;
+        }
+        if (w->again)
+            *wait_ns = 0;
+    }
+}
+
+/* Calls again the callbacks that stopped early in the previous round. */
+static void rerun_watches(struct rc_server *s, struct uring_state *u)
+{
+    for (uint32_t i = 0; i < RC_MAX_WATCH; i++) {
+        struct uwatch *w = &u->wat[i];
+        if (w->used && w->again)
+            w->again = w->cb(s, w->arg);
+    }
+}
+
 static void dispatch(struct rc_server *s, struct uring_state *u, const struct io_uring_cqe *cqe)
 {
     uint64_t ud = cqe->user_data;
@@ -413,6 +488,10 @@ static void dispatch(struct rc_server *s, struct uring_state *u, const struct io
 
     if (op == UOP_ACCEPT) {
         on_accept(s, u, i, cqe->res, cqe->flags);
+        return;
+    }
+    if (op == UOP_WATCH) {
+        on_watch(s, u, i, gen, cqe->res, cqe->flags);
         return;
     }
     if (op != UOP_RECV && op != UOP_SEND && op != UOP_CLOSE)
@@ -561,6 +640,7 @@ static void uring_poll(struct rc_server *s, int timeout_ms)
 
     /* (1) This tick's work for every client: one SQE per sendable client. */
     arm_listeners(s, u, &wait_ns);
+    arm_watches(s, u, &wait_ns);
     if (!hold_output(s, u, &wait_ns))
         flush_dirty(s, u);
     /* (2) One system call submits it all and waits. */
@@ -569,6 +649,7 @@ static void uring_poll(struct rc_server *s, int timeout_ms)
         rc_log(RC_LOG_WARNING, "io_uring_enter: %s", strerror(-ret));
     /* (3) Dispatch; whatever this queues goes out with the next enter. */
     reap(s, u);
+    rerun_watches(s, u);
     /* Completions the CQ had no room for wait in a kernel list (FEAT_NODROP). */
     for (int i = 0; i < OVERFLOW_ROUNDS && io_uring_cq_has_overflow(&u->ring); i++) {
         s->stats.sys[RC_SYS_IO_URING_ENTER]++;
@@ -816,6 +897,48 @@ static void uring_destroy(struct rc_server *s)
     s->be_state = NULL;
 }
 
+static int uring_watch(struct rc_server *s, int fd, rc_watch_fn cb, void *arg)
+{
+    struct uring_state *u = s->be_state;
+
+    for (uint32_t i = 0; i < RC_MAX_WATCH; i++) {
+        struct uwatch *w = &u->wat[i];
+        if (w->used)
+            continue;
+        w->used = true;
+        w->armed = w->again = w->dead = false;
+        w->gen = (w->gen + 1) & GEN_MASK;
+        w->fd = fd;
+        w->cb = cb;
+        w->arg = arg;
+        /* Armed by the next poll, whose enter submits it. */
+        return 0;
+    }
+    return -ENOSPC;
+}
+
+static void uring_unwatch(struct rc_server *s, int fd)
+{
+    struct uring_state *u = s->be_state;
+
+    for (uint32_t i = 0; u && i < RC_MAX_WATCH; i++) {
+        struct uwatch *w = &u->wat[i];
+        if (!w->used || w->fd != fd)
+            continue;
+        if (w->armed) {
+            /* The poll holds its own file reference: cancel it now, so the
+             * socket really closes when the caller closes fd. */
+            struct io_uring_sqe *sqe = get_sqe(s, u);
+            io_uring_prep_cancel64(sqe, pack(i, w->gen, UOP_WATCH), 0);
+            sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+            io_uring_sqe_set_data64(sqe, pack(i, 0, UOP_CANCEL));
+            s->stats.sys[RC_SYS_IO_URING_ENTER]++;
+            io_uring_submit(&u->ring);
+        }
+        w->used = false;
+    }
+}
+
 const struct rc_backend_ops rc_backend_uring = {
     .name = "uring",
     .init = uring_init,
@@ -823,4 +946,6 @@ const struct rc_backend_ops rc_backend_uring = {
     .unlisten = uring_unlisten,
     .poll = uring_poll,
     .destroy = uring_destroy,
+    .watch = uring_watch,
+    .unwatch = uring_unwatch,
 };
