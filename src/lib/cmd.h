@@ -67,6 +67,14 @@ size_t rc_pubsub_count_shard(const struct rc_conn *c);
 void rc_pubsub_init(struct rc_server *s);
 void rc_pubsub_free(struct rc_server *s);
 
+/* Subscribes c to one channel and queues the confirmation (no mdata
+ * snapshot); returns false when it already was. */
+bool rc_pubsub_subscribe_channel(struct rc_server *s, struct rc_conn *c, const char *name,
+                                 size_t len);
+
+/* mdata.c: the RC.* market-data extension commands (docs/extensions.md). */
+rc_cmd_fn rc_cmd_rc_last, rc_cmd_rc_lastp, rc_cmd_rc_del, rc_cmd_rc_seqmode, rc_cmd_rc_resume;
+
 /* info.c */
 rc_cmd_fn rc_cmd_info;
 

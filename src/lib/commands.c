@@ -17,6 +17,7 @@
 
 #include "cmd.h"
 #include "glob.h"
+#include "mdata.h"
 
 #define RC_REDIS_VERSION "7.0.15"
 
@@ -57,6 +58,7 @@ static const struct rc_cmd config_subs[] = {
     {"config|get", -3, 0, rc_cmd_config, "Returns the effective values of configuration parameters.", "2.0.0", "server", "admin noscript loading stale", NULL},
     {"config|help", 2, 0, rc_cmd_config, "Returns helpful text about the different subcommands.", "5.0.0", "server", "loading stale", NULL},
     {"config|resetstat", 2, 0, rc_cmd_config, "Resets the server's statistics.", "2.0.0", "server", "admin noscript loading stale", NULL},
+    {"config|set", -4, 0, rc_cmd_config, "Sets configuration parameters in-flight.", "2.0.0", "server", "admin noscript loading stale", NULL},
     {NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -74,6 +76,11 @@ const struct rc_cmd rc_cmds[] = {
     {"pubsub", -2, 0, rc_cmd_pubsub, "A container for Pub/Sub commands.", "2.8.0", "pubsub", "", pubsub_subs},
     {"punsubscribe", -1, PS, rc_cmd_punsubscribe, "Stops listening to messages published to channels that match one or more patterns.", "2.0.0", "pubsub", "pubsub noscript loading stale", NULL},
     {"quit", -1, NA | PS, rc_cmd_quit, "Closes the connection.", "1.0.0", "connection", "allow_busy noscript loading stale fast no_auth", NULL},
+    {"rc.del", -2, 0, rc_cmd_rc_del, "Drops the market-data state (last value, history, sequence) of channels.", "ringcast", "pubsub", "write", NULL},
+    {"rc.last", 2, 0, rc_cmd_rc_last, "Returns the cached last message of a channel.", "ringcast", "pubsub", "readonly fast", NULL},
+    {"rc.lastp", -2, 0, rc_cmd_rc_lastp, "Returns the cached last messages of channels matching a pattern.", "ringcast", "pubsub", "readonly", NULL},
+    {"rc.resume", 4, PS, rc_cmd_rc_resume, "Subscribes to a channel, replaying the messages after a sequence number.", "ringcast", "pubsub", "pubsub", NULL},
+    {"rc.seqmode", 2, PS, rc_cmd_rc_seqmode, "Makes messages on sequenced channels carry their epoch and sequence.", "ringcast", "pubsub", "pubsub fast", NULL},
     {"reset", 1, NA | PS, rc_cmd_reset, "Resets the connection.", "6.2.0", "connection", "noscript loading stale fast no_auth allow_busy", NULL},
     {"select", 2, 0, rc_cmd_select, "Changes the selected database.", "1.0.0", "connection", "loading stale fast", NULL},
     {"spublish", 3, 0, rc_cmd_spublish, "Post a message to a shard channel", "7.0.0", "pubsub", "pubsub loading stale fast may_replicate", NULL},
@@ -341,7 +348,7 @@ void rc_cmd_hello(struct rc_server *s, struct rc_conn *c, const struct rc_req *r
     if (!(c->flags & RC_CONN_AUTHED)) {
         rc_resp_error(&s->rbuf,
                       "NOAUTH HELLO must be called with the client already authenticated, "
-                      "otherwise the HELLO <proto> AUTH <user> <pass> option can be used to "
+                      "otherwise the HELLO AUTH <user> <pass> option can be used to "
                       "authenticate the client and select the RESP protocol version at the same "
                       "time");
         return;
@@ -403,7 +410,7 @@ void rc_client_info_line(struct rc_server *s, struct rc_conn *c, struct rc_buf *
                    "id=%llu addr=%s laddr=%s fd=%d name=%s age=%llu idle=%llu flags=%s db=0 "
                    "sub=%zu psub=%zu ssub=%zu multi=-1 qbuf=%zu qbuf-free=%zu argv-mem=0 "
                    "multi-mem=0 rbs=0 rbp=0 obl=0 oll=%u omem=%llu tot-mem=%zu events=r%s "
-                   "cmd=%s user=default redir=-1 resp=%d\n",
+                   "cmd=%s user=default redir=-1 resp=%d",
                    (unsigned long long)c->id, c->addr, c->laddr, c->fd, c->name ? c->name : "",
                    (unsigned long long)((now - c->ctime_ms) / 1000),
                    (unsigned long long)((now - c->last_ms) / 1000), flags, nsub, npsub, nssub,
@@ -411,6 +418,8 @@ void rc_client_info_line(struct rc_server *s, struct rc_conn *c, struct rc_buf *
                    (unsigned long long)c->out.bytes,
                    sizeof(*c) + c->qbuf.cap + (size_t)c->out.cap * sizeof(struct rc_ref),
                    rc_queue_empty(&c->out) ? "" : "w", c->last_cmd, c->proto);
+    rc_mdata_client_fields(s, c, b);
+    rc_buf_appendc(b, '\n');
 }
 
 static const char *const client_help[] = {
@@ -725,6 +734,72 @@ static const char *const config_help[] = {
     "    Prints this help.",
 };
 
+static void free_rules_of(struct rc_config *c)
+{
+    for (int k = 0; k < c->nmdata_rules; k++)
+        free(c->mdata_rules[k].pattern);
+    free(c->mdata_rules);
+}
+
+/* CONFIG SET <name> <value> [<name> <value> ...]: only the settings
+ * rc_config_runtime() allows (the mdata-* family); the others need a restart.
+ * All pairs are checked on a copy first, so a bad one changes nothing. */
+static void config_set(struct rc_server *s, const struct rc_req *r)
+{
+    struct rc_config tmp;
+    char err[256];
+    bool mdata = false;
+
+    if ((r->argc - 2) % 2) {
+        rc_reply_arity(s, "config|set");
+        return;
+    }
+    for (int i = 2; i < r->argc; i += 2) {
+        char name[64];
+        size_t nl = RC_MIN(r->argvlen[i], sizeof(name) - 1);
+        memcpy(name, r->argv[i], nl);
+        name[nl] = '\0';
+        if (memchr(r->argv[i], '\0', r->argvlen[i]) || !rc_config_runtime(name)) {
+            rc_resp_errorf(&s->rbuf, "ERR Unknown option or number of arguments for CONFIG SET - "
+                                     "'%s'", name);
+            return;
+        }
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        struct rc_config *dst = pass ? &s->cfg : &tmp;
+        if (!pass) {
+            tmp = s->cfg;
+            rc_config_dup_rules(&tmp);
+        }
+        for (int i = 2; i < r->argc; i += 2) {
+            char *name = rc_xmalloc(r->argvlen[i] + 1);
+            char *val = rc_xmalloc(r->argvlen[i + 1] + 1);
+            const char *argv[2] = {name, val};
+            int rv;
+            memcpy(name, r->argv[i], r->argvlen[i]);
+            name[r->argvlen[i]] = '\0';
+            memcpy(val, r->argv[i + 1], r->argvlen[i + 1]);
+            val[r->argvlen[i + 1]] = '\0';
+            rv = rc_config_set(dst, 2, argv, err, sizeof(err));
+            mdata = true;
+            if (rv && !pass) {
+                rc_resp_errorf(&s->rbuf, "ERR CONFIG SET failed (possibly related to argument "
+                                         "'%s') - %s", name, err);
+                free(name);
+                free(val);
+                free_rules_of(&tmp);
+                return;
+            }
+            free(name);
+            free(val);
+        }
+    }
+    free_rules_of(&tmp);
+    if (mdata)
+        rc_mdata_reconfigure(s);
+    rc_resp_simple(&s->rbuf, "OK");
+}
+
 void rc_cmd_config(struct rc_server *s, struct rc_conn *c, const struct rc_req *r)
 {
     if (rc_strcaseeq(r->argv[1], r->argvlen[1], "get")) {
@@ -740,6 +815,8 @@ void rc_cmd_config(struct rc_server *s, struct rc_conn *c, const struct rc_req *
         rc_resp_map(&s->rbuf, c->proto, cr.n);
         rc_buf_append(&s->rbuf, cr.items.p, cr.items.len);
         rc_buf_free(&cr.items);
+    } else if (rc_strcaseeq(r->argv[1], r->argvlen[1], "set")) {
+        config_set(s, r);
     } else if (rc_strcaseeq(r->argv[1], r->argvlen[1], "resetstat")) {
         uint64_t slab = s->stats.slab_bytes;
         memset(&s->stats, 0, sizeof(s->stats));

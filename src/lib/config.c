@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "glob.h"
+#include "udp.h"
 
 #define MAX_LINE (64 * 1024)        /* longest config line accepted */
 #define MAX_FILE (16 * 1024 * 1024) /* largest config file read */
@@ -387,6 +388,249 @@ static void get_obuf(const struct setting *s, const struct rc_config *c, struct 
                    (unsigned long long)c->obuf_pubsub.soft_secs);
 }
 
+/* ---- Special: mdata-rule ---- */
+
+static void free_rules(struct rc_mdata_rule *r, int n)
+{
+    for (int i = 0; i < n; i++)
+        free(r[i].pattern);
+    free(r);
+}
+
+/* Parses one rule's option word into r. */
+static int rule_option(struct rc_mdata_rule *r, const char *w, char *err, size_t errlen)
+{
+    const char *eq = strchr(w, '=');
+    size_t kl = eq ? (size_t)(eq - w) : strlen(w);
+    const char *v = eq ? eq + 1 : "";
+    int64_t n = 0;
+    bool num = eq && rc_parse_i64(v, strlen(v), &n) && n >= 0 && n <= INT_MAX;
+
+    if (!eq && !strcasecmp(w, "last")) {
+        r->last = true;
+    } else if (!eq && !strcasecmp(w, "seq")) {
+        r->seq = true;
+    } else if (kl == 3 && !strncasecmp(w, "ttl", 3) && num) {
+        r->ttl_ms = (uint64_t)n * 1000;
+    } else if (kl == 7 && !strncasecmp(w, "history", 7) && num && n <= 1000000) {
+        r->history = (uint32_t)n;
+        r->seq |= n > 0;
+    } else if (kl == 4 && !strncasecmp(w, "rate", 4) && num && n <= 1000) {
+        r->rate = (uint32_t)n;
+    } else if (kl == 6 && !strncasecmp(w, "policy", 6) && !strcasecmp(v, "stream")) {
+        r->policy = RC_MD_STREAM;
+    } else if (kl == 6 && !strncasecmp(w, "policy", 6) && !strcasecmp(v, "conflate")) {
+        r->policy = RC_MD_CONFLATE;
+    } else if (kl == 6 && !strncasecmp(w, "policy", 6) && !strcasecmp(v, "drop")) {
+        r->policy = RC_MD_DROP;
+    } else {
+        seterr(err, errlen,
+               "invalid mdata-rule option '%.64s' (expected last, seq, ttl=<secs>, "
+               "history=<0-1000000>, rate=<0-1000>, policy=stream|conflate|drop or off)", w);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* `mdata-rule <pattern> <option>... [; <pattern> <option>...]`: adds or
+ * replaces the rule of each pattern; `<pattern> off` removes it, and no words
+ * at all (`mdata-rule ""`) remove every rule. Like set_bind, a value word may
+ * hold several space-separated words, so CONFIG SET takes the whole rule as
+ * one argument. The new set is built aside and swapped in only when every
+ * rule parsed. */
+static int set_rules(const struct setting *s, struct rc_config *c, int argc,
+                     const char *const *argv, char *err, size_t errlen)
+{
+    struct rc_mdata_rule *rules = NULL, cur;
+    int n = 0, nwords = 0;
+    char **words = NULL;
+    int r = 0;
+
+    for (int i = 0; i < argc; i++) {
+        const char *p = argv[i];
+        for (;;) {
+            while (*p == ' ' || *p == '\t')
+                p++;
+            if (!*p) break;
+            size_t len = strcspn(p, " \t");
+            words = rc_xrealloc(words, sizeof(*words) * (size_t)(nwords + 1));
+            words[nwords] = rc_xmalloc(len + 1);
+            memcpy(words[nwords], p, len);
+            words[nwords++][len] = '\0';
+            p += len;
+        }
+    }
+    /* Start from a copy of the current rules (none when there are no words). */
+    if (nwords > 0 && c->nmdata_rules > 0) {
+        rules = rc_xmalloc(sizeof(*rules) * (size_t)c->nmdata_rules);
+        for (int i = 0; i < c->nmdata_rules; i++) {
+            rules[i] = c->mdata_rules[i];
+            rules[i].pattern = rc_xstrdup(c->mdata_rules[i].pattern);
+        }
+        n = c->nmdata_rules;
+    }
+    for (int i = 0; i < nwords && r == 0;) {
+        bool off = false;
+        int k;
+
+        if (!strcmp(words[i], ";")) {
+            i++;
+            continue;
+        }
+        memset(&cur, 0, sizeof(cur));
+        for (k = i + 1; k < nwords && strcmp(words[k], ";") && r == 0; k++) {
+            if (!strcasecmp(words[k], "off"))
+                off = true;
+            else
+                r = rule_option(&cur, words[k], err, errlen);
+        }
+        if (r == 0) {
+            int at = -1;
+            for (int j = 0; j < n; j++)
+                if (!strcmp(rules[j].pattern, words[i])) at = j;
+            if (off && at >= 0) {
+                free(rules[at].pattern);
+                rules[at] = rules[--n];
+            } else if (!off) {
+                if (at < 0) {
+                    if (n >= 256) {
+                        seterr(err, errlen, "too many mdata rules (at most 256)");
+                        r = -EINVAL;
+                        break;
+                    }
+                    rules = rc_xrealloc(rules, sizeof(*rules) * (size_t)(n + 1));
+                    at = n++;
+                    cur.pattern = rc_xstrdup(words[i]);
+                } else {
+                    cur.pattern = rules[at].pattern;
+                }
+                rules[at] = cur;
+            }
+        }
+        i = k;
+    }
+    for (int i = 0; i < nwords; i++)
+        free(words[i]);
+    free(words);
+    if (r) {
+        free_rules(rules, n);
+        return r;
+    }
+    free_rules(c->mdata_rules, c->nmdata_rules);
+    c->mdata_rules = rules;
+    c->nmdata_rules = n;
+    return 0;
+}
+
+static void get_rules(const struct setting *s, const struct rc_config *c, struct rc_buf *out)
+{
+    static const char *const pol[] = {"stream", "conflate", "drop"};
+
+    for (int i = 0; i < c->nmdata_rules; i++) {
+        const struct rc_mdata_rule *r = &c->mdata_rules[i];
+        if (i) rc_buf_append(out, " ; ", 3);
+        rc_buf_append(out, r->pattern, strlen(r->pattern));
+        if (r->last) rc_buf_append(out, " last", 5);
+        if (r->seq && !r->history) rc_buf_append(out, " seq", 4);
+        if (r->ttl_ms) rc_buf_appendf(out, " ttl=%llu", (unsigned long long)(r->ttl_ms / 1000));
+        if (r->history) rc_buf_appendf(out, " history=%u", r->history);
+        if (r->rate) rc_buf_appendf(out, " rate=%u", r->rate);
+        rc_buf_appendf(out, " policy=%s", pol[r->policy]);
+    }
+}
+
+void rc_config_dup_rules(struct rc_config *c)
+{
+    struct rc_mdata_rule *r = NULL;
+
+    if (c->nmdata_rules) {
+        r = rc_xmemdup(c->mdata_rules, sizeof(*r) * (size_t)c->nmdata_rules);
+        for (int i = 0; i < c->nmdata_rules; i++)
+            r[i].pattern = rc_xstrdup(r[i].pattern);
+    }
+    c->mdata_rules = r;
+}
+
+bool rc_config_runtime(const char *name)
+{
+    return !strncasecmp(name, "mdata-", 6);
+}
+
+/* ---- Specials: udp-source, udp-arbitrate (udp.c, docs/udp.md) ---- */
+
+/* Each line adds one source (names are unique); a line without a value
+ * (`udp-source ""`) removes them all, which is also the default. */
+static int set_udp_source(const struct setting *s, struct rc_config *c, int argc,
+                          const char *const *argv, char *err, size_t errlen)
+{
+    struct rc_udp_source_cfg src;
+
+    if (argc == 0 || (argc == 1 && argv[0][0] == '\0')) {
+        c->nudp = 0;
+        return 0;
+    }
+    if (rc_udp_source_parse(&src, argc, argv, err, errlen) < 0) return -EINVAL;
+    for (int i = 0; i < c->nudp; i++) {
+        if (!strcmp(c->udp[i].name, src.name)) {
+            seterr(err, errlen, "duplicate udp-source name '%s'", src.name);
+            return -EINVAL;
+        }
+    }
+    if (c->nudp == RC_MAX_UDP) {
+        seterr(err, errlen, "too many udp-source lines (at most %d)", RC_MAX_UDP);
+        return -EINVAL;
+    }
+    c->udp[c->nudp++] = src;
+    return 0;
+}
+
+static void get_udp_source(const struct setting *s, const struct rc_config *c, struct rc_buf *out)
+{
+    for (int i = 0; i < c->nudp; i++) {
+        const struct rc_udp_source_cfg *u = &c->udp[i];
+        bool v6 = strchr(u->addr, ':') != NULL;
+
+        rc_buf_appendf(out, "%s%s %s%s%s:%d", i ? ", " : "", u->name, v6 ? "[" : "", u->addr,
+                       v6 ? "]" : "", u->port);
+        if (u->group[0]) rc_buf_appendf(out, " group %s", u->group);
+        if (u->iface[0]) rc_buf_appendf(out, " iface %s", u->iface);
+    }
+}
+
+/* `udp-arbitrate <a> <b>`: the two sources carry the same feed. The names
+ * are resolved when the server starts (the lines may come in any order). */
+static int set_udp_arb(const struct setting *s, struct rc_config *c, int argc,
+                       const char *const *argv, char *err, size_t errlen)
+{
+    if (argc == 0 || (argc == 1 && argv[0][0] == '\0')) {
+        c->nudp_arb = 0;
+        return 0;
+    }
+    if (argc != 2) {
+        seterr(err, errlen, "udp-arbitrate takes two source names");
+        return -EINVAL;
+    }
+    if (strlen(argv[0]) >= RC_UDP_NAME || strlen(argv[1]) >= RC_UDP_NAME ||
+        !strcmp(argv[0], argv[1])) {
+        seterr(err, errlen, "udp-arbitrate needs two different source names");
+        return -EINVAL;
+    }
+    if (c->nudp_arb == RC_MAX_UDP) {
+        seterr(err, errlen, "too many udp-arbitrate lines");
+        return -EINVAL;
+    }
+    for (int k = 0; k < 2; k++)
+        snprintf(c->udp_arb[c->nudp_arb][k], RC_UDP_NAME, "%s", argv[k]);
+    c->nudp_arb++;
+    return 0;
+}
+
+static void get_udp_arb(const struct setting *s, const struct rc_config *c, struct rc_buf *out)
+{
+    for (int i = 0; i < c->nudp_arb; i++)
+        rc_buf_appendf(out, "%s%s %s", i ? ", " : "", c->udp_arb[i][0], c->udp_arb[i][1]);
+}
+
 /* ---- The table ---- */
 
 /* One initializer per type; clang-format would spread each over four lines. */
@@ -425,6 +669,15 @@ static const struct setting settings[] = {
     ENUM("loglevel", loglevel, "notice", &loglevel_enum),
     STR("logfile", logfile, "", false),
     U64("shutdown-timeout", shutdown_timeout, "2", 0, INT_MAX),
+    SPECIAL("udp-source", set_udp_source, get_udp_source, ""),
+    SPECIAL("udp-arbitrate", set_udp_arb, get_udp_arb, ""),
+    SPECIAL("mdata-rule", set_rules, get_rules, ""),
+    U64("mdata-max-channels", mdata_max_channels, "100000", 1, UINT_MAX),
+    MEM("mdata-max-memory", mdata_max_memory, "64mb", 0, LLONG_MAX),
+    MEM("mdata-queue-soft", mdata_queue_soft, "1mb", 1, LLONG_MAX),
+    MEM("mdata-queue-low", mdata_queue_low, "256kb", 0, LLONG_MAX),
+    MEM("mdata-pending-max", mdata_pending_max, "4mb", 0, LLONG_MAX),
+    U64("mdata-lastp-max", mdata_lastp_max, "1000", 1, 1000000),
 };
 
 static const struct setting *lookup(const char *name)
@@ -567,6 +820,9 @@ void rc_config_free(struct rc_config *c)
     c->requirepass = NULL;
     free(c->logfile);
     c->logfile = NULL;
+    free_rules(c->mdata_rules, c->nmdata_rules);
+    c->mdata_rules = NULL;
+    c->nmdata_rules = 0;
 }
 
 int rc_config_set(struct rc_config *c, int argc, const char *const *argv, char *err, size_t errlen)

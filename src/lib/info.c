@@ -16,6 +16,8 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "mdata.h"
+#include "udp.h"
 
 static void section_server(struct rc_server *s, struct rc_buf *b)
 {
@@ -127,6 +129,13 @@ static void section_fanout(struct rc_server *s, struct rc_buf *b)
                    (long)ru.ru_utime.tv_usec);
 }
 
+static void section_mdata(struct rc_server *s, struct rc_buf *b)
+{
+    rc_buf_appendf(b, "# Mdata\r\n");
+    rc_mdata_info(s, b);
+    rc_buf_appendf(b, "\r\n");
+}
+
 static const struct {
     const char *name;
     void (*fn)(struct rc_server *, struct rc_buf *);
@@ -135,6 +144,8 @@ static const struct {
     {"clients", section_clients},
     {"stats", section_stats},
     {"fanout", section_fanout},
+    {"mdata", section_mdata},
+    {"sources", rc_udp_info},
 };
 
 void rc_cmd_info(struct rc_server *s, struct rc_conn *c, const struct rc_req *r)

@@ -20,6 +20,7 @@
 
 #include "cmd.h"
 #include "glob.h"
+#include "mdata.h"
 
 struct rc_subent {
     struct rc_conn *c;
@@ -202,9 +203,23 @@ static void do_subscribe(struct rc_server *s, struct rc_conn *c, const struct rc
                          enum table t)
 {
     for (int i = 1; i < r->argc; i++) {
-        sub_add(s, c, t, r->argv[i], r->argvlen[i]);
+        bool added = sub_add(s, c, t, r->argv[i], r->argvlen[i]);
         confirm(s, c, t, true, r->argv[i], r->argvlen[i]);
+        /* mdata last value: confirmation, then the cached frame, then live
+         * messages -- one loop thread, so nothing can come in between. */
+        if (added && t == T_CHAN && s->cfg.nmdata_rules) {
+            rc_conn_flush_reply(s, c);
+            rc_mdata_snapshot(s, c, r->argv[i], r->argvlen[i]);
+        }
     }
+}
+
+bool rc_pubsub_subscribe_channel(struct rc_server *s, struct rc_conn *c, const char *name,
+                                 size_t len)
+{
+    bool added = sub_add(s, c, T_CHAN, name, len);
+    confirm(s, c, T_CHAN, true, name, len);
+    return added;
 }
 
 /* Unsubscribes from every name in table t, replying for each when reply. */
@@ -317,7 +332,8 @@ void rc_cmd_sunsubscribe(struct rc_server *s, struct rc_conn *c, const struct rc
 
 /* Sends one frame per wire format to all of ch's subscribers. */
 static void fan_out(struct rc_server *s, struct rc_chan *ch, const char *kind, const char *pat,
-                    size_t plen, const char *chan, size_t clen, const char *payload, size_t len)
+                    size_t plen, const char *chan, size_t clen, const char *payload, size_t len,
+                    struct rc_mdata_pub *md)
 {
     struct rc_slab *slab[2] = {NULL, NULL};
     uint32_t off[2] = {0, 0}, flen[2] = {0, 0};
@@ -327,6 +343,8 @@ static void fan_out(struct rc_server *s, struct rc_chan *ch, const char *kind, c
         int proto = v + 2;
         if ((proto == 3 && ch->n3 == 0) || (proto == 2 && ch->n3 == n))
             continue;
+        if (md && !pat)
+            break; /* mdata encodes the channel's own variants (with or without seq) */
         size_t fl = rc_resp_msg_len(proto, kind, pat, plen, chan, clen, payload, len);
         char *dst = rc_arena_alloc(&s->frames, fl, &slab[v], &off[v]);
         rc_resp_msg_write(dst, proto, kind, pat, plen, chan, clen, payload, len);
@@ -342,6 +360,10 @@ static void fan_out(struct rc_server *s, struct rc_chan *ch, const char *kind, c
             continue;
         struct rc_subent *e = &ch->subs[i];
         int v = e->sub->proto == 3 ? 1 : 0;
+        if (RC_UNLIKELY(md != NULL)) {
+            rc_mdata_deliver(s, md, e->c, e->sub->proto, slab[v], off[v], flen[v], pat, plen);
+            continue;
+        }
         rc_conn_push_frame(s, e->c, slab[v], off[v], flen[v]);
     }
     for (int v = 0; v < 2; v++)
@@ -354,12 +376,15 @@ uint64_t rc_pubsub_publish(struct rc_server *s, bool shard, const char *chan, si
 {
     uint64_t receivers = 0;
     struct rc_chan *ch;
+    struct rc_mdata_pub mdp, *md = NULL;
 
     s->stats.messages_published++;
+    if (RC_UNLIKELY(s->cfg.nmdata_rules > 0) && !shard)
+        md = rc_mdata_begin(s, &mdp, chan, clen, payload, len);
     ch = rc_dict_get(shard ? s->shard_channels : s->channels, chan, clen);
     if (ch && ch->n) {
         receivers += ch->n;
-        fan_out(s, ch, shard ? "smessage" : "message", NULL, 0, chan, clen, payload, len);
+        fan_out(s, ch, shard ? "smessage" : "message", NULL, 0, chan, clen, payload, len, md);
     }
     if (!shard) {
         /* A delivery may disconnect a pattern's last subscriber, which
@@ -371,9 +396,11 @@ uint64_t rc_pubsub_publish(struct rc_server *s, bool shard, const char *chan, si
             if (!rc_glob_match(p->name, p->len, chan, clen))
                 continue;
             receivers += p->n;
-            fan_out(s, p, "pmessage", p->name, p->len, chan, clen, payload, len);
+            fan_out(s, p, "pmessage", p->name, p->len, chan, clen, payload, len, md);
         }
     }
+    if (md)
+        rc_mdata_end(s, md);
     s->stats.deliveries += receivers;
     return receivers;
 }

@@ -31,10 +31,12 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "mdata.h"
+#include "udp.h"
 
 const char *const rc_sys_names[RC_SYS__COUNT] = {
     "io_uring_enter", "epoll_wait", "epoll_ctl", "write",      "writev", "sendmsg",
-    "read",           "accept",     "close",     "setsockopt", "other",
+    "read",           "accept",     "close",     "setsockopt", "other",  "recvmmsg",
 };
 
 /* ---- Server life ---- */
@@ -46,6 +48,7 @@ static void copy_config(struct rc_config *dst, const struct rc_config *src)
         dst->bind[i] = rc_xstrdup(src->bind[i]);
     dst->requirepass = src->requirepass ? rc_xstrdup(src->requirepass) : NULL;
     dst->logfile = src->logfile ? rc_xstrdup(src->logfile) : NULL;
+    rc_config_dup_rules(dst);
 }
 
 struct rc_server *rc_server_new(const struct rc_config *cfg)
@@ -55,6 +58,7 @@ struct rc_server *rc_server_new(const struct rc_config *cfg)
 
     copy_config(&s->cfg, cfg);
     rc_pubsub_init(s);
+    rc_mdata_init(s);
     rc_arena_init(&s->frames);
     rc_arena_init(&s->replies);
     s->next_id = 1;
@@ -191,7 +195,8 @@ int rc_server_start(struct rc_server *s)
             goto fail;
         }
     }
-    return 0;
+    /* The backend owns the listeners now; rc_server_free() closes them. */
+    return rc_udp_start(s);
 
 fail:
     for (int i = 0; i < s->nlisten; i++)
@@ -246,6 +251,7 @@ void rc_server_free(struct rc_server *s)
 {
     if (!s)
         return;
+    rc_udp_free(s);
     /* Listening sockets belong to the backend once it has them. */
     if (s->be)
         s->be->destroy(s);
@@ -262,6 +268,7 @@ void rc_server_free(struct rc_server *s)
         c->out.inflight = 0;
         rc_conn_free(s, c);
     }
+    rc_mdata_free(s);
     rc_pubsub_free(s);
     rc_arena_free(&s->frames);
     rc_arena_free(&s->replies);
@@ -308,7 +315,7 @@ static bool is_local(const struct sockaddr_storage *ss)
     return true;
 }
 
-/* Redis's protected-mode refusal, word for word. */
+/* Redis 7.0's protected-mode refusal, word for word (typo included). */
 static const char protected_msg[] =
     "DENIED Redis is running in protected mode because protected mode is enabled and no password "
     "is set for the default user. In this mode connections are only accepted from the loopback "
@@ -319,7 +326,7 @@ static const char protected_msg[] =
     "you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just "
     "disable the protected mode by editing the Redis configuration file, and setting the "
     "protected mode option to 'no', and then restarting the server. 3) If you started the server "
-    "manually just for testing, restart it with the '--protected-mode no' option. 4) Set up an "
+    "manually just for testing, restart it with the '--protected-mode no' option. 4) Setup a an "
     "authentication password for the default user. NOTE: You only need to do one of the above "
     "things in order for the server to start accepting connections from the outside.";
 
@@ -432,6 +439,11 @@ void rc_conn_input(struct rc_server *s, struct rc_conn *c, const char *buf, size
 {
     if (c->flags & (RC_CONN_CLOSE_ASAP | RC_CONN_CLOSE_AFTER_REPLY | RC_CONN_UNLINKED))
         return;
+    /* Shutting down: run no new requests, so that a steady publisher cannot
+     * keep the queues from draining until shutdown-timeout cuts off
+     * messages whose PUBLISH was already acknowledged. */
+    if (s->stopping)
+        return;
     s->stats.bytes_in += n;
     c->last_ms = rc_now_ms();
     if (c->qbuf.len == 0) {
@@ -455,6 +467,8 @@ void rc_conn_sent(struct rc_server *s, struct rc_conn *c, size_t n)
     rc_queue_consume(&c->out, n);
     s->stats.bytes_out += n;
     s->stats.sends++;
+    if (RC_UNLIKELY(c->md != NULL))
+        rc_mdata_conn_drained(s, c);
     if (c->soft_since_ms && c->out.bytes < s->cfg.obuf_pubsub.soft)
         c->soft_since_ms = 0;
 }
@@ -517,11 +531,13 @@ void rc_conn_unlink(struct rc_server *s, struct rc_conn *c, const char *reason)
     c->prev = c->next = NULL;
     s->nclients--;
     rc_queue_drop_unsent(&c->out);
+    rc_mdata_conn_free(s, c);
 }
 
 void rc_conn_free(struct rc_server *s, struct rc_conn *c)
 {
     assert(c->flags & RC_CONN_UNLINKED);
+    rc_mdata_conn_free(s, c);
     rc_queue_free(&c->out);
     rc_buf_free(&c->qbuf);
     rc_resp_parser_free(&c->parser);
@@ -542,6 +558,7 @@ void rc_conn_close_asap(struct rc_server *s, struct rc_conn *c, const char *why)
     /* Stop it receiving anything more right now; the backend closes it. */
     rc_pubsub_unsubscribe_all(s, c);
     rc_queue_drop_unsent(&c->out);
+    rc_mdata_conn_free(s, c);
     rc_conn_mark_dirty(s, c);
 }
 
@@ -583,14 +600,23 @@ static void check_output_limit(struct rc_server *s, struct rc_conn *c)
     rc_conn_close_asap(s, c, "output buffer limit");
 }
 
-void rc_conn_push_frame(struct rc_server *s, struct rc_conn *c, struct rc_slab *slab, uint32_t off,
+static void push_output(struct rc_server *s, struct rc_conn *c, struct rc_slab *slab, uint32_t off,
                         uint32_t len)
 {
-    if (c->flags & (RC_CONN_CLOSE_ASAP | RC_CONN_UNLINKED))
-        return;
     rc_queue_push(&c->out, slab, off, len);
     rc_conn_mark_dirty(s, c);
     check_output_limit(s, c);
+}
+
+void rc_conn_push_frame(struct rc_server *s, struct rc_conn *c, struct rc_slab *slab, uint32_t off,
+                        uint32_t len)
+{
+    /* Like Redis, a client closing after its reply (QUIT, half-closed peer)
+     * gets no more messages: a subscriber on a busy channel would otherwise
+     * never drain its queue and never close. */
+    if (c->flags & (RC_CONN_CLOSE_ASAP | RC_CONN_UNLINKED | RC_CONN_CLOSE_AFTER_REPLY))
+        return;
+    push_output(s, c, slab, off, len);
 }
 
 void rc_conn_flush_reply(struct rc_server *s, struct rc_conn *c)
@@ -602,7 +628,7 @@ void rc_conn_flush_reply(struct rc_server *s, struct rc_conn *c)
         return;
     if (!(c->flags & (RC_CONN_CLOSE_ASAP | RC_CONN_UNLINKED))) {
         rc_arena_copy(&s->replies, s->rbuf.p, s->rbuf.len, &slab, &off);
-        rc_conn_push_frame(s, c, slab, off, (uint32_t)s->rbuf.len);
+        push_output(s, c, slab, off, (uint32_t)s->rbuf.len);
     }
     s->rbuf.len = 0;
 }
@@ -614,6 +640,7 @@ void rc_server_cron(struct rc_server *s)
     uint64_t now = rc_now_ms();
     struct rc_conn *c, *next;
 
+    rc_mdata_cron(s, now);
     for (c = s->clients_head; c; c = next) {
         next = c->next;
         /* A client parked over the soft limit gets no new pushes to trigger

@@ -45,6 +45,7 @@ enum rc_sys {
     RC_SYS_CLOSE,
     RC_SYS_SETSOCKOPT,
     RC_SYS_OTHER,
+    RC_SYS_RECVMMSG,
     RC_SYS__COUNT
 };
 
@@ -110,6 +111,7 @@ struct rc_conn {
     struct rc_conn *prev, *next;        /* server's client list (creation order) */
     struct rc_conn *dprev, *dnext;      /* dirty list */
     void *be;                           /* backend's per-connection state */
+    struct rc_mconn *md;                /* mdata.c: seq mode, slow-consumer side table */
 };
 
 struct rc_server {
@@ -142,6 +144,8 @@ struct rc_server {
     char run_id[41];
     char *config_file;      /* absolute path, for INFO */
     char *executable;
+    struct rc_udp *udp;     /* UDP feed sources (udp.c), NULL when none */
+    struct rc_mdata *md;    /* mdata.c: last values, sequences (market-data extensions) */
 };
 
 /* ---- Server life ---- */

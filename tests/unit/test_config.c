@@ -166,8 +166,17 @@ static void test_get_all_defaults(void **state)
                         "send-zc-threshold=0\n"
                         "loglevel=notice\n"
                         "logfile=\n"
-                        "shutdown-timeout=2\n");
-    assert_int_equal(g.n, 20);
+                        "shutdown-timeout=2\n"
+                        "udp-source=\n"
+                        "udp-arbitrate=\n"
+                        "mdata-rule=\n"
+                        "mdata-max-channels=100000\n"
+                        "mdata-max-memory=67108864\n"
+                        "mdata-queue-soft=1048576\n"
+                        "mdata-queue-low=262144\n"
+                        "mdata-pending-max=4194304\n"
+                        "mdata-lastp-max=1000\n");
+    assert_int_equal(g.n, 29);
 }
 
 static void test_io_name(void **state)
@@ -712,7 +721,7 @@ static void test_example_file(void **state)
 
     /* Enable each "# <setting> ..." line and note which settings had one. */
     rc_config_get(c, "*", 1, collect_name, &ns);
-    assert_int_equal(ns.n, 20);
+    assert_int_equal(ns.n, 29);
     for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
         const char *body = line;
 
