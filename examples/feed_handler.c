@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
 #include <time.h>
 
 #include <ringcast.h>
@@ -176,11 +177,21 @@ int main(int argc, char **argv)
     fflush(stdout);
 
     atomic_store(&workers_left, nthreads);
-    for (unsigned t = 0; t < nthreads; t++)
-        pthread_create(&th[t], NULL, worker, (void *)(unsigned long)t);
+    unsigned started = 0;
+    for (; started < nthreads; started++) {
+        /* The worker index travels in the pointer argument. */
+        if (pthread_create(&th[started], NULL, worker, (void *)(uintptr_t)started) !=
+            0) /* NOLINT(performance-no-int-to-ptr) */
+            break;
+    }
+    if (started < nthreads) {
+        fprintf(stderr, "feed_handler: started only %u of %u publisher threads\n", started,
+                nthreads);
+        atomic_fetch_sub(&workers_left, nthreads - started);
+    }
     r = ringcast_server_run(server); /* this thread is the loop thread */
     atomic_store(&stopping, true);
-    for (unsigned t = 0; t < nthreads; t++)
+    for (unsigned t = 0; t < started; t++)
         pthread_join(th[t], NULL);
     ringcast_server_stats(server, &st);
     printf("stats published=%llu deliveries=%llu inbox_messages=%llu inbox_wakeups=%llu "

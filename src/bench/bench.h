@@ -72,7 +72,8 @@ struct rc_hist {
 
 static inline unsigned rc_hist_index(uint64_t v)
 {
-    if (v < (1u << RC_HIST_SUB_BITS)) return (unsigned)v;
+    if (v < (1u << RC_HIST_SUB_BITS))
+        return (unsigned)v;
     unsigned msb = 63u - (unsigned)__builtin_clzll(v);
     unsigned shift = msb - RC_HIST_SUB_BITS;
     unsigned sub = (unsigned)(v >> shift) & ((1u << RC_HIST_SUB_BITS) - 1);
@@ -83,7 +84,8 @@ static inline void rc_hist_add(struct rc_hist *h, uint64_t v)
 {
     h->b[rc_hist_index(v)]++;
     h->count++;
-    if (v > h->max) h->max = v;
+    if (v > h->max)
+        h->max = v;
 }
 
 /* Value at quantile q (0..1): the upper edge of the bucket holding it, capped at max. */

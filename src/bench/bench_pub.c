@@ -60,12 +60,14 @@ struct pub {
 
 static void set_err(struct pub *s, const char *fmt, unsigned a, const char *b)
 {
-    if (s->res->err[0] == '\0') snprintf(s->res->err, sizeof(s->res->err), fmt, a, b);
+    if (s->res->err[0] == '\0')
+        snprintf(s->res->err, sizeof(s->res->err), fmt, a, b);
 }
 
 static void conn_close(struct pub *s, struct pconn *c)
 {
-    if (c->dead) return;
+    if (c->dead)
+        return;
     c->dead = true;
     epoll_ctl(s->ep, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
@@ -74,7 +76,8 @@ static void conn_close(struct pub *s, struct pconn *c)
 
 static void set_out(struct pub *s, struct pconn *c, bool want)
 {
-    if (c->want_out == want || c->dead) return;
+    if (c->want_out == want || c->dead)
+        return;
     c->want_out = want;
     struct epoll_event ev = {.events = EPOLLIN | (want ? EPOLLOUT : 0), .data.ptr = c};
     epoll_ctl(s->ep, EPOLL_CTL_MOD, c->fd, &ev);
@@ -88,7 +91,8 @@ static void flush(struct pub *s, struct pconn *c)
             c->out_off += (size_t)n;
             continue;
         }
-        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == EINTR)
+            continue;
         if (n < 0 && errno == EAGAIN) {
             set_out(s, c, true);
             return;
@@ -106,14 +110,17 @@ static void flush(struct pub *s, struct pconn *c)
 static void refill(struct pub *s, struct pconn *c, uint64_t now)
 {
     const struct rc_bench_opts *o = s->o;
-    if (c->dead) return;
+    if (c->dead)
+        return;
     uint64_t inflight = c->seq - c->acked;
-    if (inflight >= (uint64_t)o->pipeline) return;
+    if (inflight >= (uint64_t)o->pipeline)
+        return;
     uint64_t n = (uint64_t)o->pipeline - inflight;
     if (s->rate_per_pub > 0) {
         double el = (double)(now - s->t0) / 1e9;
         uint64_t target = (uint64_t)(el * s->rate_per_pub) + 1;
-        if (target <= c->seq) return;
+        if (target <= c->seq)
+            return;
         n = RC_MIN(n, target - c->seq);
     }
     if (c->out_off > 0) {
@@ -158,15 +165,18 @@ static void on_line(struct pub *s, struct pconn *c, const char *p, size_t len)
     const struct rc_bench_opts *o = s->o;
     if (o->proto == RC_BENCH_RESP && len > 0 && p[0] == ':') {
         int64_t v;
-        if (!rc_parse_i64(p + 1, len - 1, &v)) goto bad;
+        if (!rc_parse_i64(p + 1, len - 1, &v))
+            goto bad;
         int ch = (int)((c->id + c->acked) % (uint64_t)o->channels);
-        if (v != s->receivers[ch]) s->res->reply_mismatch++;
+        if (v != s->receivers[ch])
+            s->res->reply_mismatch++;
         c->acked++;
         s->res->acked++;
         return;
     }
     if (o->proto == RC_BENCH_NATS && len == 4 && memcmp(p, "PONG", 4) == 0) {
-        if (c->burst_n == 0) goto bad;
+        if (c->burst_n == 0)
+            goto bad;
         uint32_t b = c->burst[c->burst_head];
         c->burst_head = (c->burst_head + 1) % c->burst_cap;
         c->burst_n--;
@@ -184,8 +194,10 @@ static void on_line(struct pub *s, struct pconn *c, const char *p, size_t len)
         c->out_len += 6;
         return;
     }
-    if (len > 0 && p[0] == '+') return;
-    if (o->proto == RC_BENCH_NATS && len >= 4 && memcmp(p, "INFO", 4) == 0) return;
+    if (len > 0 && p[0] == '+')
+        return;
+    if (o->proto == RC_BENCH_NATS && len >= 4 && memcmp(p, "INFO", 4) == 0)
+        return;
 bad:
     s->res->proto_errors++;
     char line[160];
@@ -200,7 +212,8 @@ static void on_readable(struct pub *s, struct pconn *c)
     for (int round = 0; round < 4 && !c->dead; round++) {
         ssize_t n = read(c->fd, s->rbuf, sizeof(s->rbuf));
         if (n <= 0) {
-            if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+            if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                return;
             s->res->closed++;
             set_err(s, "publisher %u: server closed the connection (%s)", c->id,
                     n == 0 ? "EOF" : strerror(errno));
@@ -216,14 +229,18 @@ static void on_readable(struct pub *s, struct pconn *c)
             memcpy(c->in + c->in_len, p, RC_MIN(take, room));
             c->in_len += RC_MIN(take, room);
             p += take;
-            if (!nl) break;
+            if (!nl)
+                break;
             size_t ll = c->in_len;
-            if (c->in[ll - 1] == '\n') ll--;
-            if (ll > 0 && c->in[ll - 1] == '\r') ll--;
+            if (c->in[ll - 1] == '\n')
+                ll--;
+            if (ll > 0 && c->in[ll - 1] == '\r')
+                ll--;
             on_line(s, c, c->in, ll);
             c->in_len = 0;
         }
-        if ((size_t)n < sizeof(s->rbuf)) return;
+        if ((size_t)n < sizeof(s->rbuf))
+            return;
     }
 }
 
@@ -249,7 +266,8 @@ static int setup(struct pub *s)
             }
         }
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
-        if (epoll_ctl(s->ep, EPOLL_CTL_ADD, fd, &ev) < 0) return -errno;
+        if (epoll_ctl(s->ep, EPOLL_CTL_ADD, fd, &ev) < 0)
+            return -errno;
     }
     return 0;
 }
@@ -258,7 +276,8 @@ static bool all_done(struct pub *s)
 {
     for (int i = 0; i < s->o->pubs; i++) {
         struct pconn *c = &s->conns[i];
-        if (!c->dead && (c->acked < c->seq || c->out_off < c->out_len)) return false;
+        if (!c->dead && (c->acked < c->seq || c->out_off < c->out_len))
+            return false;
     }
     return true;
 }
@@ -269,7 +288,8 @@ static void run(struct pub *s)
     struct epoll_event evs[256];
     /* wait for the go signal (main bounds this by its own setup deadline) */
     while (!atomic_load(&rc_bench.go)) {
-        if (atomic_load(&rc_bench.stop_pub)) return;
+        if (atomic_load(&rc_bench.stop_pub))
+            return;
         int n = epoll_wait(s->ep, evs, (int)RC_ARRAY_LEN(evs), 1);
         for (int i = 0; i < n; i++)
             on_readable(s, evs[i].data.ptr);
@@ -283,23 +303,29 @@ static void run(struct pub *s)
         bool stopping = atomic_load_explicit(&rc_bench.stop_pub, memory_order_acquire);
         uint64_t now = rc_bench_now_ns();
         if (stopping) {
-            if (drain_deadline == 0) drain_deadline = now + (uint64_t)RC_BENCH_DRAIN_MS * 1000000u;
-            if (all_done(s) || now >= drain_deadline) break;
+            if (drain_deadline == 0)
+                drain_deadline = now + (uint64_t)RC_BENCH_DRAIN_MS * 1000000u;
+            if (all_done(s) || now >= drain_deadline)
+                break;
         } else {
             for (int i = 0; i < o->pubs; i++)
                 refill(s, &s->conns[i], now);
         }
         for (int i = 0; i < o->pubs; i++)
-            if (!s->conns[i].want_out) flush(s, &s->conns[i]);
+            if (!s->conns[i].want_out)
+                flush(s, &s->conns[i]);
         atomic_store_explicit(&rc_bench.published, s->res->published, memory_order_relaxed);
         atomic_store_explicit(&rc_bench.expected, s->res->expected, memory_order_relaxed);
         int n = epoll_wait(s->ep, evs, (int)RC_ARRAY_LEN(evs), timeout);
         for (int i = 0; i < n; i++) {
             struct pconn *c = evs[i].data.ptr;
-            if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) on_readable(s, c);
-            if (evs[i].events & EPOLLOUT) flush(s, c);
+            if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP))
+                on_readable(s, c);
+            if (evs[i].events & EPOLLOUT)
+                flush(s, c);
         }
-        if (s->res->closed || s->res->proto_errors) atomic_store(&rc_bench.pub_failed, true);
+        if (s->res->closed || s->res->proto_errors)
+            atomic_store(&rc_bench.pub_failed, true);
     }
 }
 
@@ -358,7 +384,8 @@ void *rc_bench_pub_main(void *arg)
         free(s->conns[i].out);
         free(s->conns[i].burst);
     }
-    if (s->ep >= 0) close(s->ep);
+    if (s->ep >= 0)
+        close(s->ep);
     free(s->conns);
     free(s->payload);
     free(s->receivers);

@@ -63,12 +63,14 @@ struct sub {
 
 static void set_err(struct sub *s, const char *fmt, int a, const char *b)
 {
-    if (s->res->err[0] == '\0') snprintf(s->res->err, sizeof(s->res->err), fmt, a, b);
+    if (s->res->err[0] == '\0')
+        snprintf(s->res->err, sizeof(s->res->err), fmt, a, b);
 }
 
 static void conn_close(struct sub *s, struct sconn *c)
 {
-    if (c->dead) return;
+    if (c->dead)
+        return;
     c->dead = true;
     epoll_ctl(s->ep, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
@@ -105,7 +107,8 @@ static void on_payload(struct sub *s, struct sconn *c, const char *pay, size_t p
     } else {
         r->reorders++;
     }
-    if (s->measuring) rc_hist_add(&r->hist, s->now > sent ? s->now - sent : 0);
+    if (s->measuring)
+        rc_hist_add(&r->hist, s->now > sent ? s->now - sent : 0);
 }
 
 static void on_message(struct sub *s, struct sconn *c, const char *chan, size_t clen,
@@ -138,13 +141,17 @@ static int parse_num(const char *p, const char *end, int64_t *v, const char **af
         p++;
     }
     for (int i = 0; i < 19; i++, p++) {
-        if (p >= end) return 0;
+        if (p >= end)
+            return 0;
         unsigned d = (unsigned)(*p - '0');
-        if (d > 9) break;
+        if (d > 9)
+            break;
         x = x * 10 + d;
     }
-    if (p + 1 >= end) return 0;
-    if (p[0] != '\r' || p[1] != '\n') return -1;
+    if (p + 1 >= end)
+        return 0;
+    if (p[0] != '\r' || p[1] != '\n')
+        return -1;
     *v = neg ? -x : x;
     *after = p + 2;
     return 1;
@@ -159,43 +166,55 @@ static ssize_t parse_resp(struct sub *s, struct sconn *c, const char *p0, const 
         int64_t n;
         if (RC_LIKELY((size_t)(end - p) > c->hdrlen && memcmp(p, c->hdr, c->hdrlen) == 0)) {
             int r = parse_num(p + c->hdrlen, end, &n, &q);
-            if (r == 0) return p - p0;
-            if (r < 0 || n < 0) return -1;
-            if ((size_t)(end - q) < (size_t)n + 2) return p - p0;
+            if (r == 0)
+                return p - p0;
+            if (r < 0 || n < 0)
+                return -1;
+            if ((size_t)(end - q) < (size_t)n + 2)
+                return p - p0;
             on_payload(s, c, q, (size_t)n);
             p = q + n + 2;
             continue;
         }
         if (RC_LIKELY(*p == '*')) {
             int r = parse_num(p + 1, end, &n, &q);
-            if (r <= 0) return r == 0 ? p - p0 : -1;
-            if (n < 1 || n > 4) return -1;
+            if (r <= 0)
+                return r == 0 ? p - p0 : -1;
+            if (n < 1 || n > 4)
+                return -1;
             const char *ep[4];
             size_t el[4];
             int i;
             for (i = 0; i < n; i++) {
-                if (q >= end) break;
+                if (q >= end)
+                    break;
                 int64_t len;
                 const char *d;
                 if (*q == ':') {
                     r = parse_num(q + 1, end, &len, &d);
-                    if (r <= 0) break;
+                    if (r <= 0)
+                        break;
                     ep[i] = q + 1;
                     el[i] = (size_t)(d - q - 3);
                     q = d;
                     continue;
                 }
-                if (*q != '$') return -1;
+                if (*q != '$')
+                    return -1;
                 r = parse_num(q + 1, end, &len, &d);
-                if (r <= 0) break;
-                if (len < 0) return -1;
-                if ((size_t)(end - d) < (size_t)len + 2) break;
+                if (r <= 0)
+                    break;
+                if (len < 0)
+                    return -1;
+                if ((size_t)(end - d) < (size_t)len + 2)
+                    break;
                 ep[i] = d;
                 el[i] = (size_t)len;
                 q = d + len + 2;
             }
             if (i < n) {
-                if (r < 0) return -1;
+                if (r < 0)
+                    return -1;
                 return p - p0; /* incomplete */
             }
             p = q;
@@ -210,7 +229,8 @@ static ssize_t parse_resp(struct sub *s, struct sconn *c, const char *p0, const 
         }
         /* +simple, -error, :int: one line */
         const char *nl = memchr(p, '\n', (size_t)(end - p));
-        if (!nl) return p - p0;
+        if (!nl)
+            return p - p0;
         if (*p == '-') {
             s->res->proto_errors++;
             char line[160];
@@ -232,20 +252,25 @@ static ssize_t parse_nats(struct sub *s, struct sconn *c, const char *p0, const 
     const char *p = p0;
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
-        if (!nl) return p - p0;
-        if (nl == p || nl[-1] != '\r') return -1;
+        if (!nl)
+            return p - p0;
+        if (nl == p || nl[-1] != '\r')
+            return -1;
         const char *le = nl - 1; /* the '\r' */
         if (RC_LIKELY((size_t)(le - p) > c->hdrlen && memcmp(p, c->hdr, c->hdrlen) == 0)) {
             size_t len = 0;
             const char *x = p + c->hdrlen;
             for (int i = 0; i < 10 && x < le; i++, x++) {
                 unsigned d = (unsigned)(*x - '0');
-                if (d > 9) return -1;
+                if (d > 9)
+                    return -1;
                 len = len * 10 + d;
             }
-            if (x != le) return -1;
+            if (x != le)
+                return -1;
             const char *pay = nl + 1;
-            if ((size_t)(end - pay) < len + 2) return p - p0;
+            if ((size_t)(end - pay) < len + 2)
+                return p - p0;
             on_payload(s, c, pay, len);
             p = pay + len + 2;
             continue;
@@ -254,16 +279,19 @@ static ssize_t parse_nats(struct sub *s, struct sconn *c, const char *p0, const 
             /* MSG <subject> <sid> [reply-to] <#bytes> */
             const char *subj = p + 4;
             const char *sp = memchr(subj, ' ', (size_t)(le - subj));
-            if (!sp) return -1;
+            if (!sp)
+                return -1;
             const char *d = le;
             while (d > sp && d[-1] >= '0' && d[-1] <= '9')
                 d--;
-            if (d == le || d[-1] != ' ' || le - d > 10) return -1;
+            if (d == le || d[-1] != ' ' || le - d > 10)
+                return -1;
             size_t len = 0;
             for (const char *x = d; x < le; x++)
                 len = len * 10 + (size_t)(*x - '0');
             const char *pay = nl + 1;
-            if ((size_t)(end - pay) < len + 2) return p - p0;
+            if ((size_t)(end - pay) < len + 2)
+                return p - p0;
             on_message(s, c, subj, (size_t)(sp - subj), pay, len);
             p = pay + len + 2;
             continue;
@@ -272,7 +300,8 @@ static ssize_t parse_nats(struct sub *s, struct sconn *c, const char *p0, const 
         if (ll == 4 && memcmp(p, "PONG", 4) == 0) {
             on_subscribed(s, c);
         } else if (ll == 4 && memcmp(p, "PING", 4) == 0) {
-            if (rc_bench_write_all(c->fd, "PONG\r\n", 6, 1000) < 0) return -1;
+            if (rc_bench_write_all(c->fd, "PONG\r\n", 6, 1000) < 0)
+                return -1;
         } else if (ll >= 4 && memcmp(p, "-ERR", 4) == 0) {
             s->res->proto_errors++;
             char line[160];
@@ -295,10 +324,12 @@ static void on_readable(struct sub *s, struct sconn *c)
      * fast connection cannot starve the others */
     for (int round = 0; round < 8 && !c->dead; round++) {
         size_t k = c->carry_len;
-        if (k) memcpy(s->buf, c->carry, k);
+        if (k)
+            memcpy(s->buf, c->carry, k);
         ssize_t n = read(c->fd, s->buf + k, s->bufsize);
         if (n <= 0) {
-            if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+            if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                return;
             s->res->closed++;
             set_err(s, "subscriber %d: server closed the connection (%s)", c->idx,
                     n == 0 ? "EOF" : strerror(errno));
@@ -321,9 +352,11 @@ static void on_readable(struct sub *s, struct sconn *c)
             c->carry_cap = RC_MAX(left, 256u);
             c->carry = rc_xrealloc(c->carry, c->carry_cap);
         }
-        if (left) memcpy(c->carry, s->buf + used, left);
+        if (left)
+            memcpy(c->carry, s->buf + used, left);
         c->carry_len = left;
-        if ((size_t)n < s->bufsize) return;
+        if ((size_t)n < s->bufsize)
+            return;
     }
 }
 
@@ -332,7 +365,8 @@ static int setup(struct sub *s)
     const struct rc_bench_opts *o = s->o;
     char cmd[128];
     for (int i = 0; i < o->subs; i++) {
-        if (atomic_load(&rc_bench.stop_sub)) return -EINTR;
+        if (atomic_load(&rc_bench.stop_sub))
+            return -EINTR;
         struct sconn *c = &s->conns[i];
         c->idx = i;
         c->fd = -1;
@@ -384,7 +418,8 @@ static int setup(struct sub *s)
             return r;
         }
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
-        if (epoll_ctl(s->ep, EPOLL_CTL_ADD, fd, &ev) < 0) return -errno;
+        if (epoll_ctl(s->ep, EPOLL_CTL_ADD, fd, &ev) < 0)
+            return -errno;
     }
     return 0;
 }
@@ -421,18 +456,21 @@ void *rc_bench_sub_main(void *arg)
         while (!atomic_load_explicit(&rc_bench.stop_sub, memory_order_acquire)) {
             s.measuring = atomic_load_explicit(&rc_bench.measuring, memory_order_relaxed);
             int n = epoll_wait(s.ep, evs, (int)RC_ARRAY_LEN(evs), 50);
-            if (n < 0 && errno != EINTR) break;
+            if (n < 0 && errno != EINTR)
+                break;
             for (int i = 0; i < n; i++)
                 on_readable(&s, evs[i].data.ptr);
             atomic_store_explicit(&rc_bench.deliveries, s.res->deliveries, memory_order_relaxed);
-            if (s.res->closed || s.res->proto_errors) atomic_store(&rc_bench.sub_failed, true);
+            if (s.res->closed || s.res->proto_errors)
+                atomic_store(&rc_bench.sub_failed, true);
         }
     }
     for (int i = 0; i < o->subs; i++) {
         conn_close(&s, &s.conns[i]);
         free(s.conns[i].carry);
     }
-    if (s.ep >= 0) close(s.ep);
+    if (s.ep >= 0)
+        close(s.ep);
     atomic_store(&rc_bench.deliveries, s.res->deliveries);
     free(next);
     free(s.chlens);

@@ -32,9 +32,11 @@ uint64_t rc_bench_now_ns(void)
 
 int rc_bench_receivers(const struct rc_bench_opts *o, int ch)
 {
-    if (o->idle || ch >= o->channels) return 0;
+    if (o->idle || ch >= o->channels)
+        return 0;
     /* subscribers ch, ch + C, ch + 2C, ... below S */
-    if (ch >= o->subs) return 0;
+    if (ch >= o->subs)
+        return 0;
     return (o->subs - 1 - ch) / o->channels + 1;
 }
 
@@ -48,12 +50,15 @@ static int wait_fd(int fd, short ev, uint64_t deadline_ns)
 {
     for (int i = 0; i < 1000000; i++) {
         uint64_t now = rc_bench_now_ns();
-        if (now >= deadline_ns) return -ETIMEDOUT;
+        if (now >= deadline_ns)
+            return -ETIMEDOUT;
         struct pollfd pfd = {.fd = fd, .events = ev};
         int ms = (int)((deadline_ns - now) / 1000000u) + 1;
         int r = poll(&pfd, 1, ms);
-        if (r > 0) return 0;
-        if (r < 0 && errno != EINTR) return -errno;
+        if (r > 0)
+            return 0;
+        if (r < 0 && errno != EINTR)
+            return -errno;
     }
     return -ETIMEDOUT;
 }
@@ -61,7 +66,8 @@ static int wait_fd(int fd, short ev, uint64_t deadline_ns)
 int rc_bench_connect(const struct rc_bench_opts *o, unsigned timeout_ms)
 {
     int fd = socket(o->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) return -errno;
+    if (fd < 0)
+        return -errno;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     uint64_t deadline = rc_bench_now_ns() + (uint64_t)timeout_ms * 1000000u;
@@ -96,19 +102,24 @@ int rc_bench_write_all(int fd, const char *buf, size_t len, unsigned timeout_ms)
             off += (size_t)n;
             continue;
         }
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0 && errno != EAGAIN) return -errno;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno != EAGAIN)
+            return -errno;
         int r = wait_fd(fd, POLLOUT, deadline);
-        if (r < 0) return r;
+        if (r < 0)
+            return r;
     }
     return 0;
 }
 
 uint64_t rc_hist_quantile(const struct rc_hist *h, double q)
 {
-    if (h->count == 0) return 0;
+    if (h->count == 0)
+        return 0;
     uint64_t rank = (uint64_t)(q * (double)h->count);
-    if (rank >= h->count) rank = h->count - 1;
+    if (rank >= h->count)
+        rank = h->count - 1;
     uint64_t seen = 0;
     for (unsigned i = 0; i < RC_HIST_BUCKETS; i++) {
         seen += h->b[i];

@@ -331,7 +331,7 @@ int main(int argc, char **argv)
             quiet = true;
         } else if (!strcmp(a, "--exit-with-parent")) {
             parent = true;
-        } else if (!v) {
+        } else if (!v) { /* NOLINT(bugprone-branch-clone): a flag missing its value */
             ok = false;
         } else if (!strcmp(a, "--udp")) {
             ok = nudp < MAX_DEST && parse_addr(v, &udp_addr[nudp++]);

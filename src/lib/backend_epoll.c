@@ -227,8 +227,7 @@ static void do_accept(struct rc_server *s, int lfd)
             if (errno == EMFILE || errno == ENFILE) {
                 /* Out of descriptors: stop watching the listeners for a
                  * moment instead of spinning on a level-triggered event. */
-                rc_log(RC_LOG_WARNING, "accept: %s; pausing accepts for 100 ms",
-                       strerror(errno));
+                rc_log(RC_LOG_WARNING, "accept: %s; pausing accepts for 100 ms", strerror(errno));
                 for (int k = 0; k < st->nl; k++)
                     ctl(s, EPOLL_CTL_DEL, st->lfds[k], 0, 0);
                 st->paused = true;
@@ -299,7 +298,7 @@ static void ep_poll(struct rc_server *s, int timeout_ms)
                 do_accept(s, st->lfds[tag]);
             continue;
         }
-        c = (struct rc_conn *)(uintptr_t)tag;
+        c = (struct rc_conn *)(uintptr_t)tag; /* NOLINT(performance-no-int-to-ptr) */
         if (c->fd < 0)
             continue; /* torn down earlier in this batch */
         if (e & EPOLLOUT) {

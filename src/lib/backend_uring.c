@@ -90,7 +90,7 @@ struct uslot {
     struct rc_conn *c;
     uint32_t gen;
     uint8_t state;
-    uint8_t ops;       /* OP_* requests that will still post a final CQE */
+    uint8_t ops; /* OP_* requests that will still post a final CQE */
     uint32_t next_free;
     uint32_t send_len; /* bytes of the in-flight send */
     struct iovec *iov; /* SEND_MAX_IOV entries, allocated on first use, kept with the slot */
@@ -508,9 +508,7 @@ static void dispatch(struct rc_server *s, struct uring_state *u, const struct io
         return;
     }
     switch (op) {
-    case UOP_RECV:
-        on_recv(s, u, sl, i, cqe->res, cqe->flags);
-        break;
+    case UOP_RECV: on_recv(s, u, sl, i, cqe->res, cqe->flags); break;
     case UOP_SEND:
         if (sl->ops & OP_SEND)
             on_send(s, u, sl, i, cqe->res);
@@ -519,8 +517,7 @@ static void dispatch(struct rc_server *s, struct uring_state *u, const struct io
         if (sl->state == SLOT_CLOSING)
             slot_release(u, i);
         break;
-    default:
-        break;
+    default: break;
     }
 }
 

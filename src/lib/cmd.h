@@ -28,14 +28,14 @@ typedef void rc_cmd_fn(struct rc_server *s, struct rc_conn *c, const struct rc_r
 #define RC_CMD_PUBSUBCTX (1u << 1) /* allowed in a RESP2 subscribed context */
 
 struct rc_cmd {
-    const char *name;  /* lower case */
-    int arity;         /* Redis convention: N exact, -N at least N */
+    const char *name; /* lower case */
+    int arity;        /* Redis convention: N exact, -N at least N */
     unsigned flags;
     rc_cmd_fn *fn;
     const char *summary;
     const char *since;
     const char *group;
-    const char *cmdflags; /* COMMAND INFO flags, space-separated */
+    const char *cmdflags;      /* COMMAND INFO flags, space-separated */
     const struct rc_cmd *subs; /* subcommands (container commands), NULL-name terminated */
 };
 

@@ -25,69 +25,127 @@
 #define NA RC_CMD_NOAUTH
 
 static const struct rc_cmd pubsub_subs[] = {
-    {"pubsub|channels", -2, 0, rc_cmd_pubsub, "Returns the active channels.", "2.8.0", "pubsub", "pubsub loading stale", NULL},
-    {"pubsub|help", 2, 0, rc_cmd_pubsub, "Returns helpful text about the different subcommands.", "6.2.0", "pubsub", "loading stale", NULL},
-    {"pubsub|numpat", 2, 0, rc_cmd_pubsub, "Returns a count of unique pattern subscriptions.", "2.8.0", "pubsub", "pubsub loading stale", NULL},
-    {"pubsub|numsub", -2, 0, rc_cmd_pubsub, "Returns a count of subscribers to channels.", "2.8.0", "pubsub", "pubsub loading stale", NULL},
-    {"pubsub|shardchannels", -2, 0, rc_cmd_pubsub, "Returns the active shard channels.", "7.0.0", "pubsub", "pubsub loading stale", NULL},
-    {"pubsub|shardnumsub", -2, 0, rc_cmd_pubsub, "Returns the count of subscribers of shard channels.", "7.0.0", "pubsub", "pubsub loading stale", NULL},
+    {"pubsub|channels", -2, 0, rc_cmd_pubsub, "Returns the active channels.", "2.8.0", "pubsub",
+     "pubsub loading stale", NULL},
+    {"pubsub|help", 2, 0, rc_cmd_pubsub, "Returns helpful text about the different subcommands.",
+     "6.2.0", "pubsub", "loading stale", NULL},
+    {"pubsub|numpat", 2, 0, rc_cmd_pubsub, "Returns a count of unique pattern subscriptions.",
+     "2.8.0", "pubsub", "pubsub loading stale", NULL},
+    {"pubsub|numsub", -2, 0, rc_cmd_pubsub, "Returns a count of subscribers to channels.", "2.8.0",
+     "pubsub", "pubsub loading stale", NULL},
+    {"pubsub|shardchannels", -2, 0, rc_cmd_pubsub, "Returns the active shard channels.", "7.0.0",
+     "pubsub", "pubsub loading stale", NULL},
+    {"pubsub|shardnumsub", -2, 0, rc_cmd_pubsub,
+     "Returns the count of subscribers of shard channels.", "7.0.0", "pubsub",
+     "pubsub loading stale", NULL},
     {NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL},
 };
 
 static const struct rc_cmd client_subs[] = {
-    {"client|getname", 2, 0, rc_cmd_client, "Returns the name of the connection.", "2.6.9", "connection", "noscript loading stale", NULL},
-    {"client|help", 2, 0, rc_cmd_client, "Returns helpful text about the different subcommands.", "5.0.0", "connection", "loading stale", NULL},
-    {"client|id", 2, 0, rc_cmd_client, "Returns the unique client ID of the connection.", "5.0.0", "connection", "noscript loading stale", NULL},
-    {"client|info", 2, 0, rc_cmd_client, "Returns information about the connection.", "6.2.0", "connection", "noscript loading stale", NULL},
-    {"client|list", -2, 0, rc_cmd_client, "Lists open connections.", "2.4.0", "connection", "admin noscript loading stale", NULL},
-    {"client|setinfo", 4, 0, rc_cmd_client, "Sets information specific to the client or connection.", "7.2.0", "connection", "noscript loading stale", NULL},
-    {"client|setname", 3, 0, rc_cmd_client, "Sets the connection name.", "2.6.9", "connection", "noscript loading stale", NULL},
+    {"client|getname", 2, 0, rc_cmd_client, "Returns the name of the connection.", "2.6.9",
+     "connection", "noscript loading stale", NULL},
+    {"client|help", 2, 0, rc_cmd_client, "Returns helpful text about the different subcommands.",
+     "5.0.0", "connection", "loading stale", NULL},
+    {"client|id", 2, 0, rc_cmd_client, "Returns the unique client ID of the connection.", "5.0.0",
+     "connection", "noscript loading stale", NULL},
+    {"client|info", 2, 0, rc_cmd_client, "Returns information about the connection.", "6.2.0",
+     "connection", "noscript loading stale", NULL},
+    {"client|list", -2, 0, rc_cmd_client, "Lists open connections.", "2.4.0", "connection",
+     "admin noscript loading stale", NULL},
+    {"client|setinfo", 4, 0, rc_cmd_client,
+     "Sets information specific to the client or connection.", "7.2.0", "connection",
+     "noscript loading stale", NULL},
+    {"client|setname", 3, 0, rc_cmd_client, "Sets the connection name.", "2.6.9", "connection",
+     "noscript loading stale", NULL},
     {NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL},
 };
 
 static const struct rc_cmd command_subs[] = {
-    {"command|count", 2, 0, rc_cmd_command, "Returns a count of commands.", "2.8.13", "server", "loading stale", NULL},
-    {"command|docs", -2, 0, rc_cmd_command, "Returns documentary information about one, multiple or all commands.", "7.0.0", "server", "loading stale", NULL},
-    {"command|help", 2, 0, rc_cmd_command, "Returns helpful text about the different subcommands.", "5.0.0", "server", "loading stale", NULL},
-    {"command|info", -2, 0, rc_cmd_command, "Returns information about one, multiple or all commands.", "2.8.13", "server", "loading stale", NULL},
-    {"command|list", -2, 0, rc_cmd_command, "Returns a list of command names.", "7.0.0", "server", "loading stale", NULL},
+    {"command|count", 2, 0, rc_cmd_command, "Returns a count of commands.", "2.8.13", "server",
+     "loading stale", NULL},
+    {"command|docs", -2, 0, rc_cmd_command,
+     "Returns documentary information about one, multiple or all commands.", "7.0.0", "server",
+     "loading stale", NULL},
+    {"command|help", 2, 0, rc_cmd_command, "Returns helpful text about the different subcommands.",
+     "5.0.0", "server", "loading stale", NULL},
+    {"command|info", -2, 0, rc_cmd_command,
+     "Returns information about one, multiple or all commands.", "2.8.13", "server",
+     "loading stale", NULL},
+    {"command|list", -2, 0, rc_cmd_command, "Returns a list of command names.", "7.0.0", "server",
+     "loading stale", NULL},
     {NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL},
 };
 
 static const struct rc_cmd config_subs[] = {
-    {"config|get", -3, 0, rc_cmd_config, "Returns the effective values of configuration parameters.", "2.0.0", "server", "admin noscript loading stale", NULL},
-    {"config|help", 2, 0, rc_cmd_config, "Returns helpful text about the different subcommands.", "5.0.0", "server", "loading stale", NULL},
-    {"config|resetstat", 2, 0, rc_cmd_config, "Resets the server's statistics.", "2.0.0", "server", "admin noscript loading stale", NULL},
-    {"config|set", -4, 0, rc_cmd_config, "Sets configuration parameters in-flight.", "2.0.0", "server", "admin noscript loading stale", NULL},
+    {"config|get", -3, 0, rc_cmd_config,
+     "Returns the effective values of configuration parameters.", "2.0.0", "server",
+     "admin noscript loading stale", NULL},
+    {"config|help", 2, 0, rc_cmd_config, "Returns helpful text about the different subcommands.",
+     "5.0.0", "server", "loading stale", NULL},
+    {"config|resetstat", 2, 0, rc_cmd_config, "Resets the server's statistics.", "2.0.0", "server",
+     "admin noscript loading stale", NULL},
+    {"config|set", -4, 0, rc_cmd_config, "Sets configuration parameters in-flight.", "2.0.0",
+     "server", "admin noscript loading stale", NULL},
     {NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL},
 };
 
 const struct rc_cmd rc_cmds[] = {
-    {"auth", -2, NA | PS, rc_cmd_auth, "Authenticates the connection.", "1.0.0", "connection", "noscript loading stale fast no_auth allow_busy", NULL},
-    {"client", -2, 0, rc_cmd_client, "A container for client connection commands.", "2.4.0", "connection", "", client_subs},
-    {"command", -1, 0, rc_cmd_command, "Returns detailed information about all commands.", "2.8.13", "server", "loading stale", command_subs},
-    {"config", -2, 0, rc_cmd_config, "A container for server configuration commands.", "2.0.0", "server", "", config_subs},
+    {"auth", -2, NA | PS, rc_cmd_auth, "Authenticates the connection.", "1.0.0", "connection",
+     "noscript loading stale fast no_auth allow_busy", NULL},
+    {"client", -2, 0, rc_cmd_client, "A container for client connection commands.", "2.4.0",
+     "connection", "", client_subs},
+    {"command", -1, 0, rc_cmd_command, "Returns detailed information about all commands.", "2.8.13",
+     "server", "loading stale", command_subs},
+    {"config", -2, 0, rc_cmd_config, "A container for server configuration commands.", "2.0.0",
+     "server", "", config_subs},
     {"echo", 2, 0, rc_cmd_echo, "Returns the given string.", "1.0.0", "connection", "fast", NULL},
-    {"hello", -1, NA, rc_cmd_hello, "Handshakes with the Redis server.", "6.0.0", "connection", "noscript loading stale fast no_auth allow_busy", NULL},
-    {"info", -1, 0, rc_cmd_info, "Returns information and statistics about the server.", "1.0.0", "server", "loading stale", NULL},
-    {"ping", -1, PS, rc_cmd_ping, "Returns the server's liveliness response.", "1.0.0", "connection", "fast", NULL},
-    {"psubscribe", -2, PS, rc_cmd_psubscribe, "Listens for messages published to channels that match one or more patterns.", "2.0.0", "pubsub", "pubsub noscript loading stale", NULL},
-    {"publish", 3, 0, rc_cmd_publish, "Posts a message to a channel.", "2.0.0", "pubsub", "pubsub loading stale fast may_replicate", NULL},
-    {"pubsub", -2, 0, rc_cmd_pubsub, "A container for Pub/Sub commands.", "2.8.0", "pubsub", "", pubsub_subs},
-    {"punsubscribe", -1, PS, rc_cmd_punsubscribe, "Stops listening to messages published to channels that match one or more patterns.", "2.0.0", "pubsub", "pubsub noscript loading stale", NULL},
-    {"quit", -1, NA | PS, rc_cmd_quit, "Closes the connection.", "1.0.0", "connection", "allow_busy noscript loading stale fast no_auth", NULL},
-    {"rc.del", -2, 0, rc_cmd_rc_del, "Drops the market-data state (last value, history, sequence) of channels.", "ringcast", "pubsub", "write", NULL},
-    {"rc.last", 2, 0, rc_cmd_rc_last, "Returns the cached last message of a channel.", "ringcast", "pubsub", "readonly fast", NULL},
-    {"rc.lastp", -2, 0, rc_cmd_rc_lastp, "Returns the cached last messages of channels matching a pattern.", "ringcast", "pubsub", "readonly", NULL},
-    {"rc.resume", 4, PS, rc_cmd_rc_resume, "Subscribes to a channel, replaying the messages after a sequence number.", "ringcast", "pubsub", "pubsub", NULL},
-    {"rc.seqmode", 2, PS, rc_cmd_rc_seqmode, "Makes messages on sequenced channels carry their epoch and sequence.", "ringcast", "pubsub", "pubsub fast", NULL},
-    {"reset", 1, NA | PS, rc_cmd_reset, "Resets the connection.", "6.2.0", "connection", "noscript loading stale fast no_auth allow_busy", NULL},
-    {"select", 2, 0, rc_cmd_select, "Changes the selected database.", "1.0.0", "connection", "loading stale fast", NULL},
-    {"spublish", 3, 0, rc_cmd_spublish, "Post a message to a shard channel", "7.0.0", "pubsub", "pubsub loading stale fast may_replicate", NULL},
-    {"ssubscribe", -2, PS, rc_cmd_ssubscribe, "Listens for messages published to shard channels.", "7.0.0", "pubsub", "pubsub noscript loading stale", NULL},
-    {"subscribe", -2, PS, rc_cmd_subscribe, "Listens for messages published to channels.", "2.0.0", "pubsub", "pubsub noscript loading stale", NULL},
-    {"sunsubscribe", -1, PS, rc_cmd_sunsubscribe, "Stops listening to messages posted to shard channels.", "7.0.0", "pubsub", "pubsub noscript loading stale", NULL},
-    {"unsubscribe", -1, PS, rc_cmd_unsubscribe, "Stops listening to messages posted to channels.", "2.0.0", "pubsub", "pubsub noscript loading stale", NULL},
+    {"hello", -1, NA, rc_cmd_hello, "Handshakes with the Redis server.", "6.0.0", "connection",
+     "noscript loading stale fast no_auth allow_busy", NULL},
+    {"info", -1, 0, rc_cmd_info, "Returns information and statistics about the server.", "1.0.0",
+     "server", "loading stale", NULL},
+    {"ping", -1, PS, rc_cmd_ping, "Returns the server's liveliness response.", "1.0.0",
+     "connection", "fast", NULL},
+    {"psubscribe", -2, PS, rc_cmd_psubscribe,
+     "Listens for messages published to channels that match one or more patterns.", "2.0.0",
+     "pubsub", "pubsub noscript loading stale", NULL},
+    {"publish", 3, 0, rc_cmd_publish, "Posts a message to a channel.", "2.0.0", "pubsub",
+     "pubsub loading stale fast may_replicate", NULL},
+    {"pubsub", -2, 0, rc_cmd_pubsub, "A container for Pub/Sub commands.", "2.8.0", "pubsub", "",
+     pubsub_subs},
+    {"punsubscribe", -1, PS, rc_cmd_punsubscribe,
+     "Stops listening to messages published to channels that match one or more patterns.", "2.0.0",
+     "pubsub", "pubsub noscript loading stale", NULL},
+    {"quit", -1, NA | PS, rc_cmd_quit, "Closes the connection.", "1.0.0", "connection",
+     "allow_busy noscript loading stale fast no_auth", NULL},
+    {"rc.del", -2, 0, rc_cmd_rc_del,
+     "Drops the market-data state (last value, history, sequence) of channels.", "ringcast",
+     "pubsub", "write", NULL},
+    {"rc.last", 2, 0, rc_cmd_rc_last, "Returns the cached last message of a channel.", "ringcast",
+     "pubsub", "readonly fast", NULL},
+    {"rc.lastp", -2, 0, rc_cmd_rc_lastp,
+     "Returns the cached last messages of channels matching a pattern.", "ringcast", "pubsub",
+     "readonly", NULL},
+    {"rc.resume", 4, PS, rc_cmd_rc_resume,
+     "Subscribes to a channel, replaying the messages after a sequence number.", "ringcast",
+     "pubsub", "pubsub", NULL},
+    {"rc.seqmode", 2, PS, rc_cmd_rc_seqmode,
+     "Makes messages on sequenced channels carry their epoch and sequence.", "ringcast", "pubsub",
+     "pubsub fast", NULL},
+    {"reset", 1, NA | PS, rc_cmd_reset, "Resets the connection.", "6.2.0", "connection",
+     "noscript loading stale fast no_auth allow_busy", NULL},
+    {"select", 2, 0, rc_cmd_select, "Changes the selected database.", "1.0.0", "connection",
+     "loading stale fast", NULL},
+    {"spublish", 3, 0, rc_cmd_spublish, "Post a message to a shard channel", "7.0.0", "pubsub",
+     "pubsub loading stale fast may_replicate", NULL},
+    {"ssubscribe", -2, PS, rc_cmd_ssubscribe, "Listens for messages published to shard channels.",
+     "7.0.0", "pubsub", "pubsub noscript loading stale", NULL},
+    {"subscribe", -2, PS, rc_cmd_subscribe, "Listens for messages published to channels.", "2.0.0",
+     "pubsub", "pubsub noscript loading stale", NULL},
+    {"sunsubscribe", -1, PS, rc_cmd_sunsubscribe,
+     "Stops listening to messages posted to shard channels.", "7.0.0", "pubsub",
+     "pubsub noscript loading stale", NULL},
+    {"unsubscribe", -1, PS, rc_cmd_unsubscribe, "Stops listening to messages posted to channels.",
+     "2.0.0", "pubsub", "pubsub noscript loading stale", NULL},
 };
 const size_t rc_ncmds = RC_ARRAY_LEN(rc_cmds);
 
@@ -171,8 +229,8 @@ void rc_cmd_execute(struct rc_server *s, struct rc_conn *c, const struct rc_req 
     s->stats.commands++;
     c->tot_cmds++;
     if (cmd && cmd->subs && r->argc >= 2) {
-        const struct rc_cmd *sub = find_in(cmd->subs, SIZE_MAX, r->argv[1], r->argvlen[1],
-                                           strlen(cmd->name) + 1);
+        const struct rc_cmd *sub =
+            find_in(cmd->subs, SIZE_MAX, r->argv[1], r->argvlen[1], strlen(cmd->name) + 1);
         if (!sub) {
             char up[16];
             size_t i;
@@ -471,8 +529,9 @@ void rc_cmd_client(struct rc_server *s, struct rc_conn *c, const struct rc_req *
             rc_resp_null(&s->rbuf, c->proto);
     } else if (rc_strcaseeq(sub, sl, "setname")) {
         if (!valid_name(r->argv[2], r->argvlen[2])) {
-            rc_resp_error(&s->rbuf,
-                          "ERR Client names cannot contain spaces, newlines or special characters.");
+            rc_resp_error(
+                &s->rbuf,
+                "ERR Client names cannot contain spaces, newlines or special characters.");
             return;
         }
         free(c->name);
@@ -493,7 +552,8 @@ void rc_cmd_client(struct rc_server *s, struct rc_conn *c, const struct rc_req *
             return;
         }
         if (!valid_name(r->argv[3], r->argvlen[3])) {
-            rc_resp_errorf(&s->rbuf, "ERR %s cannot contain spaces, newlines or special characters.",
+            rc_resp_errorf(&s->rbuf,
+                           "ERR %s cannot contain spaces, newlines or special characters.",
                            dst == &c->lib_name ? "lib-name" : "lib-ver");
             return;
         }
@@ -760,8 +820,10 @@ static void config_set(struct rc_server *s, const struct rc_req *r)
         memcpy(name, r->argv[i], nl);
         name[nl] = '\0';
         if (memchr(r->argv[i], '\0', r->argvlen[i]) || !rc_config_runtime(name)) {
-            rc_resp_errorf(&s->rbuf, "ERR Unknown option or number of arguments for CONFIG SET - "
-                                     "'%s'", name);
+            rc_resp_errorf(&s->rbuf,
+                           "ERR Unknown option or number of arguments for CONFIG SET - "
+                           "'%s'",
+                           name);
             return;
         }
     }
@@ -783,8 +845,10 @@ static void config_set(struct rc_server *s, const struct rc_req *r)
             rv = rc_config_set(dst, 2, argv, err, sizeof(err));
             mdata = true;
             if (rv && !pass) {
-                rc_resp_errorf(&s->rbuf, "ERR CONFIG SET failed (possibly related to argument "
-                                         "'%s') - %s", name, err);
+                rc_resp_errorf(&s->rbuf,
+                               "ERR CONFIG SET failed (possibly related to argument "
+                               "'%s') - %s",
+                               name, err);
                 free(name);
                 free(val);
                 free_rules_of(&tmp);

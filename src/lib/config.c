@@ -76,7 +76,8 @@ static void seterr(char *err, size_t errlen, const char *fmt, ...)
 {
     va_list ap;
 
-    if (!err || !errlen) return;
+    if (!err || !errlen)
+        return;
     va_start(ap, fmt);
     vsnprintf(err, errlen, fmt, ap);
     va_end(ap);
@@ -95,9 +96,12 @@ static bool parse_ll(const char *w, long long *out)
     size_t len = strlen(w);
     int64_t v;
 
-    if (d[0] < '0' || d[0] > '9') return false;
-    if (d[0] == '0' && (d[1] != '\0' || d != w)) return false;
-    if (!rc_parse_i64(w, len, &v)) return false;
+    if (d[0] < '0' || d[0] > '9')
+        return false;
+    if (d[0] == '0' && (d[1] != '\0' || d != w))
+        return false;
+    if (!rc_parse_i64(w, len, &v))
+        return false;
     *out = v;
     return true;
 }
@@ -149,7 +153,8 @@ static int set_int(const struct setting *s, struct rc_config *c, int argc, const
     long long v;
     int r = set_number(s, argv[0], false, &v, err, errlen);
 
-    if (r == 0) *FIELD(c, s, int) = (int)v;
+    if (r == 0)
+        *FIELD(c, s, int) = (int)v;
     return r;
 }
 
@@ -159,7 +164,8 @@ static int set_u64(const struct setting *s, struct rc_config *c, int argc, const
     long long v;
     int r = set_number(s, argv[0], false, &v, err, errlen);
 
-    if (r == 0) *FIELD(c, s, uint64_t) = (uint64_t)v;
+    if (r == 0)
+        *FIELD(c, s, uint64_t) = (uint64_t)v;
     return r;
 }
 
@@ -169,7 +175,8 @@ static int set_mem(const struct setting *s, struct rc_config *c, int argc, const
     long long v;
     int r = set_number(s, argv[0], true, &v, err, errlen);
 
-    if (r == 0) *FIELD(c, s, uint64_t) = (uint64_t)v;
+    if (r == 0)
+        *FIELD(c, s, uint64_t) = (uint64_t)v;
     return r;
 }
 
@@ -250,16 +257,20 @@ static void get_str(const struct setting *s, const struct rc_config *c, struct r
 {
     const char *v = *CFIELD(c, s, char *);
 
-    if (v) rc_buf_append(out, v, strlen(v));
+    if (v)
+        rc_buf_append(out, v, strlen(v));
 }
 
 /* ---- Enums ---- */
 
 static int io_parse(const char *w)
 {
-    if (!strcmp(w, "uring")) return RC_IO_URING;
-    if (!strcmp(w, "epoll")) return RC_IO_EPOLL;
-    if (!strcmp(w, "naive")) return RC_IO_NAIVE;
+    if (!strcmp(w, "uring"))
+        return RC_IO_URING;
+    if (!strcmp(w, "epoll"))
+        return RC_IO_EPOLL;
+    if (!strcmp(w, "naive"))
+        return RC_IO_NAIVE;
     return -1;
 }
 
@@ -298,7 +309,8 @@ static int set_bind(const struct setting *s, struct rc_config *c, int argc, cons
         for (;;) {
             while (*p == ' ' || *p == '\t')
                 p++;
-            if (!*p) break;
+            if (!*p)
+                break;
             size_t len = strcspn(p, " \t");
             if (n == RC_MAX_BIND) {
                 for (int j = 0; j < n; j++)
@@ -331,7 +343,8 @@ static int set_bind(const struct setting *s, struct rc_config *c, int argc, cons
 static void get_bind(const struct setting *s, const struct rc_config *c, struct rc_buf *out)
 {
     for (int i = 0; i < c->nbind; i++) {
-        if (i) rc_buf_appendc(out, ' ');
+        if (i)
+            rc_buf_appendc(out, ' ');
         rc_buf_append(out, c->bind[i], strlen(c->bind[i]));
     }
 }
@@ -372,7 +385,8 @@ static int set_obuf(const struct setting *s, struct rc_config *c, int argc, cons
             return -EINVAL;
         }
         l.soft_secs = (uint64_t)secs;
-        if (dst) *dst = l;
+        if (dst)
+            *dst = l;
     }
     c->obuf_normal = normal;
     c->obuf_pubsub = pubsub;
@@ -426,7 +440,8 @@ static int rule_option(struct rc_mdata_rule *r, const char *w, char *err, size_t
     } else {
         seterr(err, errlen,
                "invalid mdata-rule option '%.64s' (expected last, seq, ttl=<secs>, "
-               "history=<0-1000000>, rate=<0-1000>, policy=stream|conflate|drop or off)", w);
+               "history=<0-1000000>, rate=<0-1000>, policy=stream|conflate|drop or off)",
+               w);
         return -EINVAL;
     }
     return 0;
@@ -451,7 +466,8 @@ static int set_rules(const struct setting *s, struct rc_config *c, int argc,
         for (;;) {
             while (*p == ' ' || *p == '\t')
                 p++;
-            if (!*p) break;
+            if (!*p)
+                break;
             size_t len = strcspn(p, " \t");
             words = rc_xrealloc(words, sizeof(*words) * (size_t)(nwords + 1));
             words[nwords] = rc_xmalloc(len + 1);
@@ -478,7 +494,7 @@ static int set_rules(const struct setting *s, struct rc_config *c, int argc,
             continue;
         }
         memset(&cur, 0, sizeof(cur));
-        for (k = i + 1; k < nwords && strcmp(words[k], ";") && r == 0; k++) {
+        for (k = i + 1; k < nwords && strcmp(words[k], ";") != 0 && r == 0; k++) {
             if (!strcasecmp(words[k], "off"))
                 off = true;
             else
@@ -487,7 +503,8 @@ static int set_rules(const struct setting *s, struct rc_config *c, int argc,
         if (r == 0) {
             int at = -1;
             for (int j = 0; j < n; j++)
-                if (!strcmp(rules[j].pattern, words[i])) at = j;
+                if (!strcmp(rules[j].pattern, words[i]))
+                    at = j;
             if (off && at >= 0) {
                 free(rules[at].pattern);
                 rules[at] = rules[--n];
@@ -528,13 +545,19 @@ static void get_rules(const struct setting *s, const struct rc_config *c, struct
 
     for (int i = 0; i < c->nmdata_rules; i++) {
         const struct rc_mdata_rule *r = &c->mdata_rules[i];
-        if (i) rc_buf_append(out, " ; ", 3);
+        if (i)
+            rc_buf_append(out, " ; ", 3);
         rc_buf_append(out, r->pattern, strlen(r->pattern));
-        if (r->last) rc_buf_append(out, " last", 5);
-        if (r->seq && !r->history) rc_buf_append(out, " seq", 4);
-        if (r->ttl_ms) rc_buf_appendf(out, " ttl=%llu", (unsigned long long)(r->ttl_ms / 1000));
-        if (r->history) rc_buf_appendf(out, " history=%u", r->history);
-        if (r->rate) rc_buf_appendf(out, " rate=%u", r->rate);
+        if (r->last)
+            rc_buf_append(out, " last", 5);
+        if (r->seq && !r->history)
+            rc_buf_append(out, " seq", 4);
+        if (r->ttl_ms)
+            rc_buf_appendf(out, " ttl=%llu", (unsigned long long)(r->ttl_ms / 1000));
+        if (r->history)
+            rc_buf_appendf(out, " history=%u", r->history);
+        if (r->rate)
+            rc_buf_appendf(out, " rate=%u", r->rate);
         rc_buf_appendf(out, " policy=%s", pol[r->policy]);
     }
 }
@@ -569,7 +592,8 @@ static int set_udp_source(const struct setting *s, struct rc_config *c, int argc
         c->nudp = 0;
         return 0;
     }
-    if (rc_udp_source_parse(&src, argc, argv, err, errlen) < 0) return -EINVAL;
+    if (rc_udp_source_parse(&src, argc, argv, err, errlen) < 0)
+        return -EINVAL;
     for (int i = 0; i < c->nudp; i++) {
         if (!strcmp(c->udp[i].name, src.name)) {
             seterr(err, errlen, "duplicate udp-source name '%s'", src.name);
@@ -592,8 +616,10 @@ static void get_udp_source(const struct setting *s, const struct rc_config *c, s
 
         rc_buf_appendf(out, "%s%s %s%s%s:%d", i ? ", " : "", u->name, v6 ? "[" : "", u->addr,
                        v6 ? "]" : "", u->port);
-        if (u->group[0]) rc_buf_appendf(out, " group %s", u->group);
-        if (u->iface[0]) rc_buf_appendf(out, " iface %s", u->iface);
+        if (u->group[0])
+            rc_buf_appendf(out, " group %s", u->group);
+        if (u->iface[0])
+            rc_buf_appendf(out, " iface %s", u->iface);
     }
 }
 
@@ -683,7 +709,8 @@ static const struct setting settings[] = {
 static const struct setting *lookup(const char *name)
 {
     for (size_t i = 0; i < RC_ARRAY_LEN(settings); i++)
-        if (!strcasecmp(settings[i].name, name)) return &settings[i];
+        if (!strcasecmp(settings[i].name, name))
+            return &settings[i];
     return NULL;
 }
 
@@ -691,9 +718,12 @@ static const struct setting *lookup(const char *name)
 
 static int hexval(int ch)
 {
-    if (ch >= '0' && ch <= '9') return ch - '0';
-    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
     return -1;
 }
 
@@ -708,7 +738,8 @@ static int split_words(const char *p, char *arena, char ***words, char *err, siz
     for (;;) {
         while (*p && isspace((unsigned char)*p))
             p++;
-        if (!*p) return n;
+        if (!*p)
+            return n;
 
         char *w = arena;
         bool nul = false;
@@ -734,7 +765,8 @@ static int split_words(const char *p, char *arena, char ***words, char *err, siz
                     }
                 } else if (*p == '"') {
                     /* A closing quote must end the word. */
-                    if (p[1] && !isspace((unsigned char)p[1])) goto unbalanced;
+                    if (p[1] && !isspace((unsigned char)p[1]))
+                        goto unbalanced;
                     p++;
                     break;
                 } else if (!*p) {
@@ -747,7 +779,8 @@ static int split_words(const char *p, char *arena, char ***words, char *err, siz
                     p++;
                     *arena++ = '\'';
                 } else if (*p == '\'') {
-                    if (p[1] && !isspace((unsigned char)p[1])) goto unbalanced;
+                    if (p[1] && !isspace((unsigned char)p[1]))
+                        goto unbalanced;
                     p++;
                     break;
                 } else if (!*p) {
@@ -756,13 +789,15 @@ static int split_words(const char *p, char *arena, char ***words, char *err, siz
                     *arena++ = *p;
                 }
             } else {
-                if (!*p || isspace((unsigned char)*p)) break;
+                if (!*p || isspace((unsigned char)*p))
+                    break;
                 if (*p == '"' || *p == '\'')
-                    q = *p;
+                    q = (unsigned char)*p;
                 else
                     *arena++ = *p;
             }
-            if (*p) p++;
+            if (*p)
+                p++;
         }
         *arena++ = '\0';
         if (nul) {
@@ -796,7 +831,8 @@ void rc_config_init(struct rc_config *c)
             r = s->set(s, c, 1, one, err, sizeof(err));
         } else {
             /* Defaults are short literals; the arena is sized for them. */
-            if (strlen(s->def) > 64) abort();
+            if (strlen(s->def) > 64)
+                abort();
             n = split_words(s->def, arena, &words, err, sizeof(err));
             r = n < 0 ? n : s->set(s, c, n, (const char *const *)words, err, sizeof(err));
             free(words);
@@ -810,7 +846,8 @@ void rc_config_init(struct rc_config *c)
 
 void rc_config_free(struct rc_config *c)
 {
-    if (!c) return;
+    if (!c)
+        return;
     for (int i = 0; i < c->nbind && i < RC_MAX_BIND; i++) {
         free(c->bind[i]);
         c->bind[i] = NULL;
@@ -858,7 +895,8 @@ static int load_line(struct rc_config *c, char *line, size_t len, char *err, siz
         line++;
         len--;
     }
-    if (line[0] == '#' || line[0] == '\0') return 0;
+    if (line[0] == '#' || line[0] == '\0')
+        return 0;
 
     arena = rc_xmalloc(2 * len + 2);
     n = split_words(line, arena, &words, err, errlen);
@@ -926,12 +964,14 @@ int rc_config_load_file(struct rc_config *c, const char *path, char *err, size_t
         rc_buf_reserve(&b, 65536);
         ssize_t got = read(fd, b.p + b.len, b.cap - b.len);
         if (got < 0) {
-            if (errno == EINTR) continue;
+            if (errno == EINTR)
+                continue;
             r = -errno;
             seterr(err, errlen, "can't read config file '%s': %s", path, strerror(-r));
             goto out;
         }
-        if (got == 0) break;
+        if (got == 0)
+            break;
         b.len += (size_t)got;
     }
     r = rc_config_load_string(c, b.p ? b.p : "", b.len, err, errlen);
@@ -955,7 +995,8 @@ void rc_config_get(const struct rc_config *c, const char *pattern, size_t plen,
     for (size_t i = 0; i < RC_ARRAY_LEN(settings); i++) {
         const struct setting *s = &settings[i];
 
-        if (!rc_glob_match(pat, plen, s->name, strlen(s->name))) continue;
+        if (!rc_glob_match(pat, plen, s->name, strlen(s->name)))
+            continue;
         v.len = 0;
         s->get(s, c, &v);
         rc_buf_appendc(&v, '\0');

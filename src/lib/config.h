@@ -40,37 +40,37 @@ struct rc_obuf_limit {
 };
 
 struct rc_config {
-    int port;                          /* "port" [6380]; 0 = any free port */
-    char *bind[RC_MAX_BIND];           /* "bind" ["127.0.0.1"], space-separated list */
+    int port;                /* "port" [6380]; 0 = any free port */
+    char *bind[RC_MAX_BIND]; /* "bind" ["127.0.0.1"], space-separated list */
     int nbind;
-    int tcp_backlog;                   /* "tcp-backlog" [511] */
-    uint64_t maxclients;               /* "maxclients" [10000] */
-    char *requirepass;                 /* "requirepass" [NULL = none] */
-    bool protected_mode;               /* "protected-mode" [yes] */
-    struct rc_obuf_limit obuf_normal;  /* "client-output-buffer-limit normal 0 0 0" */
-    struct rc_obuf_limit obuf_pubsub;  /* "client-output-buffer-limit pubsub 32mb 8mb 60" */
-    uint64_t proto_max_bulk_len;       /* "proto-max-bulk-len" [512mb] */
-    uint64_t proto_max_multibulk_len;  /* "proto-max-multibulk-len" [2147483647] */
-    uint64_t client_query_buffer_limit;/* "client-query-buffer-limit" [1gb] */
-    uint64_t timeout;                  /* "timeout" idle seconds, 0 = never [0] */
-    enum rc_io_kind io;                /* "io" uring|epoll|naive [uring] */
-    uint64_t tick_us;                  /* "tick-us" accumulation window [0] */
-    uint64_t tick_bytes;               /* "tick-bytes" flush early past this many queued bytes [1mb] */
-    uint64_t so_sndbuf;                /* "so-sndbuf" per client socket, 0 = kernel default [0] */
-    uint64_t uring_entries;            /* "uring-entries" submission queue size [4096] */
-    uint64_t zc_threshold;             /* "send-zc-threshold" bytes, 0 = off [0] */
-    int loglevel;                      /* "loglevel" debug|verbose|notice|warning [notice] */
-    char *logfile;                     /* "logfile" ["" = stderr] */
-    uint64_t shutdown_timeout;         /* "shutdown-timeout" seconds to flush on SIGTERM [2] */
+    int tcp_backlog;                    /* "tcp-backlog" [511] */
+    uint64_t maxclients;                /* "maxclients" [10000] */
+    char *requirepass;                  /* "requirepass" [NULL = none] */
+    bool protected_mode;                /* "protected-mode" [yes] */
+    struct rc_obuf_limit obuf_normal;   /* "client-output-buffer-limit normal 0 0 0" */
+    struct rc_obuf_limit obuf_pubsub;   /* "client-output-buffer-limit pubsub 32mb 8mb 60" */
+    uint64_t proto_max_bulk_len;        /* "proto-max-bulk-len" [512mb] */
+    uint64_t proto_max_multibulk_len;   /* "proto-max-multibulk-len" [2147483647] */
+    uint64_t client_query_buffer_limit; /* "client-query-buffer-limit" [1gb] */
+    uint64_t timeout;                   /* "timeout" idle seconds, 0 = never [0] */
+    enum rc_io_kind io;                 /* "io" uring|epoll|naive [uring] */
+    uint64_t tick_us;                   /* "tick-us" accumulation window [0] */
+    uint64_t tick_bytes;       /* "tick-bytes" flush early past this many queued bytes [1mb] */
+    uint64_t so_sndbuf;        /* "so-sndbuf" per client socket, 0 = kernel default [0] */
+    uint64_t uring_entries;    /* "uring-entries" submission queue size [4096] */
+    uint64_t zc_threshold;     /* "send-zc-threshold" bytes, 0 = off [0] */
+    int loglevel;              /* "loglevel" debug|verbose|notice|warning [notice] */
+    char *logfile;             /* "logfile" ["" = stderr] */
+    uint64_t shutdown_timeout; /* "shutdown-timeout" seconds to flush on SIGTERM [2] */
     /* Market-data extensions (mdata.c, docs/extensions.md); none by default. */
     struct rc_mdata_rule *mdata_rules; /* "mdata-rule <pattern> <option>..." [none] */
     int nmdata_rules;
-    uint64_t mdata_max_channels;       /* "mdata-max-channels" channels with state [100000] */
-    uint64_t mdata_max_memory;         /* "mdata-max-memory" cached frame bytes [64mb] */
-    uint64_t mdata_queue_soft;         /* "mdata-queue-soft" conflate/drop past this [1mb] */
-    uint64_t mdata_queue_low;          /* "mdata-queue-low" flush conflated below this [256kb] */
-    uint64_t mdata_pending_max;        /* "mdata-pending-max" per-client conflated bytes [4mb] */
-    uint64_t mdata_lastp_max;          /* "mdata-lastp-max" most values RC.LASTP returns [1000] */
+    uint64_t mdata_max_channels; /* "mdata-max-channels" channels with state [100000] */
+    uint64_t mdata_max_memory;   /* "mdata-max-memory" cached frame bytes [64mb] */
+    uint64_t mdata_queue_soft;   /* "mdata-queue-soft" conflate/drop past this [1mb] */
+    uint64_t mdata_queue_low;    /* "mdata-queue-low" flush conflated below this [256kb] */
+    uint64_t mdata_pending_max;  /* "mdata-pending-max" per-client conflated bytes [4mb] */
+    uint64_t mdata_lastp_max;    /* "mdata-lastp-max" most values RC.LASTP returns [1000] */
     struct rc_udp_source_cfg udp[RC_MAX_UDP]; /* "udp-source", repeatable [none] */
     int nudp;
     char udp_arb[RC_MAX_UDP][2][RC_UDP_NAME]; /* "udp-arbitrate <a> <b>", repeatable [none] */
@@ -83,12 +83,12 @@ enum rc_mdata_policy { RC_MD_STREAM, RC_MD_CONFLATE, RC_MD_DROP };
 /* One "mdata-rule": what channels matching pattern get. */
 struct rc_mdata_rule {
     char *pattern;
-    bool last;          /* "last": keep the last message, sent first on SUBSCRIBE */
-    bool seq;           /* "seq": sequence numbers (implied by history) */
-    uint64_t ttl_ms;    /* "ttl=<secs>": drop the last value this long after it was set */
-    uint32_t history;   /* "history=<n>": keep the last n messages for RC.RESUME */
-    int policy;         /* "policy=stream|conflate|drop" */
-    uint32_t rate;      /* "rate=<n>": at most n messages per second per client */
+    bool last;        /* "last": keep the last message, sent first on SUBSCRIBE */
+    bool seq;         /* "seq": sequence numbers (implied by history) */
+    uint64_t ttl_ms;  /* "ttl=<secs>": drop the last value this long after it was set */
+    uint32_t history; /* "history=<n>": keep the last n messages for RC.RESUME */
+    int policy;       /* "policy=stream|conflate|drop" */
+    uint32_t rate;    /* "rate=<n>": at most n messages per second per client */
 };
 
 /* Replaces c->mdata_rules (a shallow copy of another config's) by a deep copy. */
@@ -105,8 +105,7 @@ void rc_config_free(struct rc_config *c);
  * the rest its value words). Returns 0, or -EINVAL / -ENOENT with a message
  * in err (like Redis: "Bad directive or wrong number of arguments",
  * "argument must be a memory value", ...). */
-int rc_config_set(struct rc_config *c, int argc, const char *const *argv, char *err,
-                  size_t errlen);
+int rc_config_set(struct rc_config *c, int argc, const char *const *argv, char *err, size_t errlen);
 
 /* Parses a whole Redis-style config text: one `name value...` per line,
  * '#' comments, blank lines, double-quoted values with escapes. On error

@@ -71,12 +71,15 @@ static bool read_urandom(void *buf, size_t n)
     int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
     size_t got = 0;
 
-    if (fd < 0) return false;
+    if (fd < 0)
+        return false;
     while (got < n) {
         ssize_t r = read(fd, (char *)buf + got, n - got);
 
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) break;
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
         got += (size_t)r;
     }
     close(fd);
@@ -205,7 +208,8 @@ static void free_entries(struct rc_dict *d)
 
 void rc_dict_free(struct rc_dict *d)
 {
-    if (!d) return;
+    if (!d)
+        return;
     free_entries(d);
     free(d->buckets);
     free(d);
@@ -213,7 +217,7 @@ void rc_dict_free(struct rc_dict *d)
 
 static void resize(struct rc_dict *d, size_t nbuckets)
 {
-    struct dict_entry **nb = rc_xcalloc(nbuckets, sizeof(*nb));
+    struct dict_entry **nb = rc_xcalloc(nbuckets, sizeof(struct dict_entry *));
     size_t mask = nbuckets - 1;
 
     for (size_t i = 0; i < d->nbuckets; i++) {
@@ -248,7 +252,8 @@ void *rc_dict_get(const struct rc_dict *d, const void *key, size_t klen)
 {
     struct dict_entry *e;
 
-    if (d->size == 0) return NULL;
+    if (d->size == 0)
+        return NULL;
     e = find(d, key, klen, hash64(key, klen));
     return e ? e->val : NULL;
 }
@@ -259,7 +264,8 @@ int rc_dict_add(struct rc_dict *d, const void *key, size_t klen, void *val)
     struct dict_entry *e;
     size_t want, j;
 
-    if (d->size > 0 && find(d, key, klen, h)) return -EEXIST;
+    if (d->size > 0 && find(d, key, klen, h))
+        return -EEXIST;
 
     /* Grow past load factor 1; shrink a table that emptied out to 1/8 load.
      * Never on delete, so iteration may delete what it was just given. */
@@ -268,13 +274,15 @@ int rc_dict_add(struct rc_dict *d, const void *key, size_t klen, void *val)
         want *= 2;
     while (want > MIN_BUCKETS && (d->size + 1) * 8 <= want)
         want /= 2;
-    if (want != d->nbuckets) resize(d, want);
+    if (want != d->nbuckets)
+        resize(d, want);
 
     e = rc_xmalloc(sizeof(*e) + klen + 1);
     e->val = val;
     e->hash = h;
     e->klen = klen;
-    if (klen) memcpy(e->key, key, klen);
+    if (klen)
+        memcpy(e->key, key, klen);
     e->key[klen] = '\0';
     j = (size_t)h & (d->nbuckets - 1);
     e->next = d->buckets[j];
@@ -289,13 +297,16 @@ void *rc_dict_del(struct rc_dict *d, const void *key, size_t klen)
     uint64_t h;
     void *val;
 
-    if (d->size == 0) return NULL;
+    if (d->size == 0)
+        return NULL;
     h = hash64(key, klen);
     link = &d->buckets[(size_t)h & (d->nbuckets - 1)];
     for (e = *link; e; link = &e->next, e = e->next) {
-        if (e->hash == h && e->klen == klen && (klen == 0 || memcmp(e->key, key, klen) == 0)) break;
+        if (e->hash == h && e->klen == klen && (klen == 0 || memcmp(e->key, key, klen) == 0))
+            break;
     }
-    if (!e) return NULL;
+    if (!e)
+        return NULL;
     *link = e->next;
     val = e->val;
     free(e);
@@ -337,8 +348,11 @@ bool rc_dict_next(const struct rc_dict *d, struct rc_dict_iter *it, const char *
     }
     it->entry = e;
     it->next = e->next;
-    if (key) *key = e->key;
-    if (klen) *klen = e->klen;
-    if (val) *val = e->val;
+    if (key)
+        *key = e->key;
+    if (klen)
+        *klen = e->klen;
+    if (val)
+        *val = e->val;
     return true;
 }

@@ -53,7 +53,8 @@ static bool match_one(const unsigned char *pat, size_t plen, size_t *ip, unsigne
 
         i++;
         neg = i < plen && pat[i] == '^';
-        if (neg) i++;
+        if (neg)
+            i++;
         /* Each pass moves i forward by at least one, so this ends. */
         for (;;) {
             if (i >= plen) {
@@ -62,33 +63,37 @@ static bool match_one(const unsigned char *pat, size_t plen, size_t *ip, unsigne
             }
             if (pat[i] == '\\' && plen - i >= 2) {
                 i++;
-                if (pat[i] == c) hit = true;
+                if (pat[i] == c)
+                    hit = true;
             } else if (pat[i] == ']') {
                 i++;
                 break;
             } else if (plen - i >= 3 && pat[i + 1] == '-') {
                 /* Redis reads these through plain (signed) char. */
-                int lo = (signed char)pat[i];
-                int hi = (signed char)pat[i + 2];
-                int v = (signed char)c;
+                int lo = (signed char)pat[i];     /* NOLINT(bugprone-signed-char-misuse) */
+                int hi = (signed char)pat[i + 2]; /* NOLINT(bugprone-signed-char-misuse) */
+                int v = (signed char)c;           /* NOLINT(bugprone-signed-char-misuse) */
 
                 if (lo > hi) {
                     int t = lo;
                     lo = hi;
                     hi = t;
                 }
-                if (v >= lo && v <= hi) hit = true;
+                if (v >= lo && v <= hi)
+                    hit = true;
                 i += 2;
             } else if (pat[i] == c) {
                 hit = true;
             }
             i++;
         }
-        if (neg) hit = !hit;
+        if (neg)
+            hit = !hit;
         break;
     }
     case '\\':
-        if (plen - i >= 2) i++;
+        if (plen - i >= 2)
+            i++;
         hit = pat[i] == c;
         i++;
         break;
@@ -112,7 +117,8 @@ bool rc_glob_match(const char *pattern, size_t plen, const char *string, size_t 
 
     /* Redis's loop needs a byte of string to look at before it reads any
      * pattern, so nothing but the empty pattern matches the empty string. */
-    if (slen == 0) return plen == 0;
+    if (slen == 0)
+        return plen == 0;
 
     /* Every pass advances si, pi or star_si, each bounded by its length. */
     for (;;) {
@@ -120,14 +126,17 @@ bool rc_glob_match(const char *pattern, size_t plen, const char *string, size_t 
             /* The string ran out right after a token: only stars may remain. */
             while (pi < plen && pat[pi] == '*')
                 pi++;
-            if (pi == plen) return true;
+            if (pi == plen)
+                return true;
         } else if (pi < plen && pat[pi] == '*') {
             while (pi + 1 < plen && pat[pi + 1] == '*')
                 pi++;
-            if (pi + 1 == plen) return true;
+            if (pi + 1 == plen)
+                return true;
             /* Stars are entered in order and never twice, so this counts
              * Redis's recursion depth at this point. */
-            if (++stars > STAR_NEST_MAX) return false;
+            if (++stars > STAR_NEST_MAX)
+                return false;
             star_pi = pi + 1;
             star_si = si;
             pi = star_pi;
@@ -143,7 +152,8 @@ bool rc_glob_match(const char *pattern, size_t plen, const char *string, size_t 
         }
         /* Mismatch: let the latest star swallow one more byte. A star never
          * leaves the rest of the pattern an empty string to match. */
-        if (star_pi == SIZE_MAX || star_si + 1 >= slen) return false;
+        if (star_pi == SIZE_MAX || star_si + 1 >= slen)
+            return false;
         star_si++;
         si = star_si;
         pi = star_pi;

@@ -73,26 +73,25 @@ static void section_clients(struct rc_server *s, struct rc_buf *b)
 
 static void section_stats(struct rc_server *s, struct rc_buf *b)
 {
-    rc_buf_appendf(b,
-                   "# Stats\r\n"
-                   "total_connections_received:%llu\r\n"
-                   "total_commands_processed:%llu\r\n"
-                   "total_net_input_bytes:%llu\r\n"
-                   "total_net_output_bytes:%llu\r\n"
-                   "rejected_connections:%llu\r\n"
-                   "client_output_buffer_limit_disconnections:%llu\r\n"
-                   "total_error_replies_protocol:%llu\r\n"
-                   "pubsub_channels:%zu\r\n"
-                   "pubsub_patterns:%zu\r\n"
-                   "pubsub_shardchannels:%zu\r\n"
-                   "\r\n",
-                   (unsigned long long)s->stats.conns_received,
-                   (unsigned long long)s->stats.commands, (unsigned long long)s->stats.bytes_in,
-                   (unsigned long long)s->stats.bytes_out,
-                   (unsigned long long)s->stats.conns_rejected,
-                   (unsigned long long)s->stats.obuf_disconnects,
-                   (unsigned long long)s->stats.proto_errors, rc_dict_size(s->channels),
-                   rc_dict_size(s->patterns), rc_dict_size(s->shard_channels));
+    rc_buf_appendf(
+        b,
+        "# Stats\r\n"
+        "total_connections_received:%llu\r\n"
+        "total_commands_processed:%llu\r\n"
+        "total_net_input_bytes:%llu\r\n"
+        "total_net_output_bytes:%llu\r\n"
+        "rejected_connections:%llu\r\n"
+        "client_output_buffer_limit_disconnections:%llu\r\n"
+        "total_error_replies_protocol:%llu\r\n"
+        "pubsub_channels:%zu\r\n"
+        "pubsub_patterns:%zu\r\n"
+        "pubsub_shardchannels:%zu\r\n"
+        "\r\n",
+        (unsigned long long)s->stats.conns_received, (unsigned long long)s->stats.commands,
+        (unsigned long long)s->stats.bytes_in, (unsigned long long)s->stats.bytes_out,
+        (unsigned long long)s->stats.conns_rejected, (unsigned long long)s->stats.obuf_disconnects,
+        (unsigned long long)s->stats.proto_errors, rc_dict_size(s->channels),
+        rc_dict_size(s->patterns), rc_dict_size(s->shard_channels));
 }
 
 static void section_fanout(struct rc_server *s, struct rc_buf *b)
@@ -140,12 +139,8 @@ static const struct {
     const char *name;
     void (*fn)(struct rc_server *, struct rc_buf *);
 } sections[] = {
-    {"server", section_server},
-    {"clients", section_clients},
-    {"stats", section_stats},
-    {"fanout", section_fanout},
-    {"mdata", section_mdata},
-    {"sources", rc_udp_info},
+    {"server", section_server}, {"clients", section_clients}, {"stats", section_stats},
+    {"fanout", section_fanout}, {"mdata", section_mdata},     {"sources", rc_udp_info},
 };
 
 void rc_cmd_info(struct rc_server *s, struct rc_conn *c, const struct rc_req *r)

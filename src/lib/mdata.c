@@ -78,12 +78,12 @@ struct rc_mchan {
     size_t len;
     struct rc_mdata_rule r; /* copy of the rule; r.pattern is not used */
     uint64_t epoch, seq;
-    struct rc_ref last;      /* canonical frame of the last message; slab NULL = none */
-    uint32_t last_tail;      /* bytes of the ":epoch\r\n:seq\r\n" tail in last, 0 = none */
-    uint64_t last_ms;        /* when last was set */
-    struct hist *ring;       /* history, r.history entries */
+    struct rc_ref last; /* canonical frame of the last message; slab NULL = none */
+    uint32_t last_tail; /* bytes of the ":epoch\r\n:seq\r\n" tail in last, 0 = none */
+    uint64_t last_ms;   /* when last was set */
+    struct hist *ring;  /* history, r.history entries */
     uint32_t hhead, hn;
-    uint64_t bytes;          /* frame bytes held */
+    uint64_t bytes;               /* frame bytes held */
     struct rc_mchan *prev, *next; /* LRU: head = least recently published */
 };
 
@@ -103,18 +103,18 @@ struct rc_mdata {
 
 /* One side-table entry of a client. */
 struct pend {
-    struct rc_ref f;       /* pending frame; slab NULL = none */
-    uint64_t last_ms;      /* last delivery on this key (rate cap) */
-    uint32_t interval_ms;  /* rate cap interval, 0 = none */
-    bool listed;           /* on the pending list */
-    struct pend *next;     /* pending list, in the order keys fell behind */
-    char *key;             /* own copy of the table key */
+    struct rc_ref f;      /* pending frame; slab NULL = none */
+    uint64_t last_ms;     /* last delivery on this key (rate cap) */
+    uint32_t interval_ms; /* rate cap interval, 0 = none */
+    bool listed;          /* on the pending list */
+    struct pend *next;    /* pending list, in the order keys fell behind */
+    char *key;            /* own copy of the table key */
     size_t klen;
 };
 
 struct rc_mconn {
     bool seqmode;
-    bool episode;  /* over the soft bound: conflating/dropping */
+    bool episode; /* over the soft bound: conflating/dropping */
     struct rc_dict *tab;
     struct pend *phead, *ptail;
     uint64_t pending_bytes;
@@ -375,8 +375,8 @@ static struct rc_ref *variant(struct rc_server *s, struct rc_mdata_pub *p, int v
     if (f->slab)
         return f;
     if (v & 2) {
-        size_t base = rc_resp_msg_len(proto, "message", NULL, 0, p->chan, p->clen, p->payload,
-                                      p->len);
+        size_t base =
+            rc_resp_msg_len(proto, "message", NULL, 0, p->chan, p->clen, p->payload, p->len);
         size_t tail = 1 + u64_digits(mc->epoch) + 2 + 1 + u64_digits(mc->seq) + 2;
         char t[48];
         char *w = rc_arena_alloc(a, base + tail, &f->slab, &f->off);
@@ -387,8 +387,7 @@ static struct rc_ref *variant(struct rc_server *s, struct rc_mdata_pub *p, int v
         memcpy(w + base, t, tail);
         f->len = (uint32_t)(base + tail);
     } else {
-        size_t n = rc_resp_msg_len(proto, "message", NULL, 0, p->chan, p->clen, p->payload,
-                                   p->len);
+        size_t n = rc_resp_msg_len(proto, "message", NULL, 0, p->chan, p->clen, p->payload, p->len);
         char *w = rc_arena_alloc(a, n, &f->slab, &f->off);
         rc_resp_msg_write(w, proto, "message", NULL, 0, p->chan, p->clen, p->payload, p->len);
         f->len = (uint32_t)n;
@@ -473,10 +472,10 @@ void rc_mdata_end(struct rc_server *s, struct rc_mdata_pub *p)
     const struct rc_ref *canon = &p->v[mc->r.seq ? 2 : 0];
 
     if (canon->slab) {
-        uint32_t tail = mc->r.seq ? canon->len - (uint32_t)rc_resp_msg_len(2, "message", NULL, 0,
-                                                                            p->chan, p->clen,
-                                                                            p->payload, p->len)
-                                  : 0;
+        uint32_t tail = mc->r.seq
+                            ? canon->len - (uint32_t)rc_resp_msg_len(2, "message", NULL, 0, p->chan,
+                                                                     p->clen, p->payload, p->len)
+                            : 0;
         if (mc->r.last) {
             if (mc->last.slab)
                 drop_last(md, mc);
@@ -751,8 +750,9 @@ void rc_mdata_client_fields(struct rc_server *s, struct rc_conn *c, struct rc_bu
 
     if (!s->cfg.nmdata_rules && !cs)
         return;
-    rc_buf_appendf(b, " rc-conflated=%llu rc-dropped=%llu rc-ratelimited=%llu rc-slow=%llu "
-                      "rc-pending=%llu rc-seqmode=%d",
+    rc_buf_appendf(b,
+                   " rc-conflated=%llu rc-dropped=%llu rc-ratelimited=%llu rc-slow=%llu "
+                   "rc-pending=%llu rc-seqmode=%d",
                    (unsigned long long)(cs ? cs->conflated : 0),
                    (unsigned long long)(cs ? cs->dropped : 0),
                    (unsigned long long)(cs ? cs->rate_limited : 0),
@@ -998,8 +998,9 @@ void rc_cmd_rc_resume(struct rc_server *s, struct rc_conn *c, const struct rc_re
     }
     mc = chan_get(s, chan, clen, true);
     if (!mc || !mc->r.seq) {
-        rc_resp_errorf(&s->rbuf, "ERR no sequence for channel '%.*s' (no mdata-rule with seq or "
-                                 "history matches it)",
+        rc_resp_errorf(&s->rbuf,
+                       "ERR no sequence for channel '%.*s' (no mdata-rule with seq or "
+                       "history matches it)",
                        (int)RC_MIN(clen, 128), chan);
         return;
     }

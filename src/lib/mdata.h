@@ -77,20 +77,20 @@ void rc_mdata_info(struct rc_server *s, struct rc_buf *b);
 
 /* Totals (also for tests). */
 struct rc_mdata_stats {
-    uint64_t channels;      /* channels with state */
-    uint64_t last_values;   /* of which hold a last value */
-    uint64_t bytes;         /* frame bytes held (last values + history) */
-    uint64_t evictions;     /* states dropped by mdata-max-channels / -memory */
-    uint64_t expired;       /* last values dropped by ttl */
-    uint64_t deleted;       /* states dropped by RC.DEL */
-    uint64_t snapshots;     /* last values sent on SUBSCRIBE */
-    uint64_t conflated;     /* messages replaced by a newer one in a slow client's table */
-    uint64_t dropped;       /* messages dropped for a slow client */
-    uint64_t rate_limited;  /* messages replaced under a rate cap */
-    uint64_t slow_events;   /* conflation/drop episodes started */
-    uint64_t notices;       /* notices sent */
-    uint64_t replayed;      /* history messages sent by RC.RESUME */
-    uint64_t resyncs;       /* RC.RESUME answered "resync" */
+    uint64_t channels;     /* channels with state */
+    uint64_t last_values;  /* of which hold a last value */
+    uint64_t bytes;        /* frame bytes held (last values + history) */
+    uint64_t evictions;    /* states dropped by mdata-max-channels / -memory */
+    uint64_t expired;      /* last values dropped by ttl */
+    uint64_t deleted;      /* states dropped by RC.DEL */
+    uint64_t snapshots;    /* last values sent on SUBSCRIBE */
+    uint64_t conflated;    /* messages replaced by a newer one in a slow client's table */
+    uint64_t dropped;      /* messages dropped for a slow client */
+    uint64_t rate_limited; /* messages replaced under a rate cap */
+    uint64_t slow_events;  /* conflation/drop episodes started */
+    uint64_t notices;      /* notices sent */
+    uint64_t replayed;     /* history messages sent by RC.RESUME */
+    uint64_t resyncs;      /* RC.RESUME answered "resync" */
 };
 const struct rc_mdata_stats *rc_mdata_stats(const struct rc_server *s);
 

@@ -126,7 +126,7 @@ static bool sub_add(struct rc_server *s, struct rc_conn *c, enum table t, const 
         if (t == T_PAT) {
             if (npatterns == patcap) {
                 patcap = patcap ? patcap * 2 : 16;
-                pattern_list = rc_xrealloc(pattern_list, patcap * sizeof(*pattern_list));
+                pattern_list = rc_xrealloc(pattern_list, patcap * sizeof(struct rc_chan *));
             }
             ch->idx = npatterns;
             pattern_list[npatterns++] = ch;

@@ -65,7 +65,8 @@ void rc_resp_parser_init(struct rc_resp_parser *p, const struct rc_resp_limits *
 
 void rc_resp_parser_free(struct rc_resp_parser *p)
 {
-    if (!p) return;
+    if (!p)
+        return;
     free(p->argv);
     free(p->argvlen);
     free(p->argoff);
@@ -98,7 +99,8 @@ static int fail(struct rc_resp_parser *p, const char *err)
  * costs nothing until the bytes arrive. */
 static void need_arg(struct rc_resp_parser *p, int n)
 {
-    if (RC_LIKELY(n < p->argcap)) return;
+    if (RC_LIKELY(n < p->argcap))
+        return;
     size_t cap = p->argcap ? (size_t)p->argcap * 2 : ARGCAP_MIN;
     p->argv = rc_xrealloc(p->argv, cap * sizeof(*p->argv));
     p->argvlen = rc_xrealloc(p->argvlen, cap * sizeof(*p->argvlen));
@@ -114,28 +116,35 @@ static bool parse_ll(const char *s, size_t n, int64_t *out)
     bool neg = false;
     uint64_t v;
 
-    if (n == 0 || n >= 21) return false;
+    if (n == 0 || n >= 21)
+        return false;
     if (n == 1 && s[0] == '0') {
         *out = 0;
         return true;
     }
     if (s[0] == '-') {
         neg = true;
-        if (++i == n) return false;
+        if (++i == n)
+            return false;
     }
-    if (s[i] < '1' || s[i] > '9') return false;
+    if (s[i] < '1' || s[i] > '9')
+        return false;
     v = (uint64_t)(s[i++] - '0');
     for (; i < n; i++) {
         unsigned d = (unsigned char)s[i] - '0';
-        if (d > 9) return false;
-        if (v > UINT64_MAX / 10 || v * 10 > UINT64_MAX - d) return false;
+        if (d > 9)
+            return false;
+        if (v > UINT64_MAX / 10 || v * 10 > UINT64_MAX - d)
+            return false;
         v = v * 10 + d;
     }
     if (neg) {
-        if (v > (uint64_t)INT64_MAX + 1) return false;
+        if (v > (uint64_t)INT64_MAX + 1)
+            return false;
         *out = (int64_t)(0 - v);
     } else {
-        if (v > (uint64_t)INT64_MAX) return false;
+        if (v > (uint64_t)INT64_MAX)
+            return false;
         *out = (int64_t)v;
     }
     return true;
@@ -167,7 +176,8 @@ static int find_eol(struct rc_resp_parser *p, const char *buf, size_t len, char 
                 break;
             }
         }
-        if (p->bulk_len >= 0) p->bulk_len = (int64_t)(i - start);
+        if (p->bulk_len >= 0)
+            p->bulk_len = (int64_t)(i - start);
     }
     return avail > max ? -1 : 0;
 }
@@ -181,9 +191,12 @@ static bool is_space(char c)
 
 static int hex_val(char c)
 {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
     return -1;
 }
 
@@ -204,7 +217,8 @@ static bool split_inline(struct rc_resp_parser *p, const char *line, size_t n)
     for (;;) {
         while (i < n && is_space(line[i]))
             i++;
-        if (i == n) break;
+        if (i == n)
+            break;
         size_t off = o;
         int mode = 0; /* 0 bare, 1 "double", 2 'single' */
         bool done = false;
@@ -229,7 +243,8 @@ static bool split_inline(struct rc_resp_parser *p, const char *line, size_t n)
                     i += 2;
                 } else if (c == '"') {
                     /* The closing quote must be followed by a space or the end. */
-                    if (CH(i + 1) != '\0' && !is_space(CH(i + 1))) return false;
+                    if (CH(i + 1) != '\0' && !is_space(CH(i + 1)))
+                        return false;
                     done = true;
                     i++;
                 } else if (c == '\0') {
@@ -243,7 +258,8 @@ static bool split_inline(struct rc_resp_parser *p, const char *line, size_t n)
                     out[o++] = '\'';
                     i += 2;
                 } else if (c == '\'') {
-                    if (CH(i + 1) != '\0' && !is_space(CH(i + 1))) return false;
+                    if (CH(i + 1) != '\0' && !is_space(CH(i + 1)))
+                        return false;
                     done = true;
                     i++;
                 } else if (c == '\0') {
@@ -295,11 +311,15 @@ static int parse_inline(struct rc_resp_parser *p, const char *buf, size_t len, s
     size_t nl, end;
     int r = find_eol(p, buf, len, '\n', &nl);
 
-    if (r < 0) return fail(p, ERR_BIG_INLINE);
-    if (r == 0) return 0;
+    if (r < 0)
+        return fail(p, ERR_BIG_INLINE);
+    if (r == 0)
+        return 0;
     end = nl;
-    if (end > 0 && buf[end - 1] == '\r') end--;
-    if (!split_inline(p, buf, end)) return fail(p, ERR_QUOTES);
+    if (end > 0 && buf[end - 1] == '\r')
+        end--;
+    if (!split_inline(p, buf, end))
+        return fail(p, ERR_QUOTES);
     *consumed = nl + 1;
     reset(p);
     return 1;
@@ -315,9 +335,11 @@ static int parse_multibulk(struct rc_resp_parser *p, const char *buf, size_t len
 
     if (p->state == ST_MB_COUNT) {
         r = find_eol(p, buf, len, '\r', &cr);
-        if (r < 0) return fail(p, ERR_BIG_MBULK);
+        if (r < 0)
+            return fail(p, ERR_BIG_MBULK);
         /* Redis wants one more byte after '\r' and skips it unchecked. */
-        if (r == 0 || cr + 1 >= len) return 0;
+        if (r == 0 || cr + 1 >= len)
+            return 0;
         if (!parse_ll(buf + 1, cr - 1, &ll) || (ll > 0 && (uint64_t)ll > p->lim.max_multibulk))
             return fail(p, ERR_MB_LEN);
         p->pos = cr + 2;
@@ -336,12 +358,15 @@ static int parse_multibulk(struct rc_resp_parser *p, const char *buf, size_t len
     while (p->mb_left > 0) {
         if (p->state == ST_BULK_LEN) {
             r = find_eol(p, buf, len, '\r', &cr);
-            if (r < 0) return fail(p, ERR_BIG_BULK);
-            if (r == 0 || cr + 1 >= len) return 0;
+            if (r < 0)
+                return fail(p, ERR_BIG_BULK);
+            if (r == 0 || cr + 1 >= len)
+                return 0;
             char c = buf[p->pos];
             if (c != '$') {
                 /* Redis's addReplyErrorFormat turns CR and LF into spaces. */
-                if (c == '\r' || c == '\n') c = ' ';
+                if (c == '\r' || c == '\n')
+                    c = ' ';
                 p->scratch.len = 0;
                 static const char pre[] = "ERR Protocol error: expected '$', got '";
                 rc_buf_append(&p->scratch, pre, sizeof(pre) - 1);
@@ -358,7 +383,8 @@ static int parse_multibulk(struct rc_resp_parser *p, const char *buf, size_t len
             p->state = ST_BULK_DATA;
         }
         /* ST_BULK_DATA: the payload and two more bytes, not checked (as Redis). */
-        if (len - p->pos < (uint64_t)p->bulk_len + 2) return 0;
+        if (len - p->pos < (uint64_t)p->bulk_len + 2)
+            return 0;
         need_arg(p, p->argc);
         p->argoff[p->argc] = p->pos;
         p->argvlen[p->argc] = (size_t)p->bulk_len;
@@ -380,14 +406,16 @@ int rc_resp_parse(struct rc_resp_parser *p, const char *buf, size_t len, size_t 
 {
     *consumed = 0;
     if (p->state == ST_START) {
-        if (len == 0) return 0;
+        if (len == 0)
+            return 0;
         p->pos = 0;
         p->bulk_len = 0;
         p->mb_left = 0;
         p->argc = 0;
         p->state = buf[0] == '*' ? ST_MB_COUNT : ST_INLINE;
     }
-    if (p->state == ST_INLINE) return parse_inline(p, buf, len, consumed);
+    if (p->state == ST_INLINE)
+        return parse_inline(p, buf, len, consumed);
     return parse_multibulk(p, buf, len, consumed);
 }
 
@@ -408,10 +436,14 @@ static inline size_t u64_len(uint64_t v)
 {
     size_t n = 1;
     for (;;) {
-        if (v < 10) return n;
-        if (v < 100) return n + 1;
-        if (v < 1000) return n + 2;
-        if (v < 10000) return n + 3;
+        if (v < 10)
+            return n;
+        if (v < 100)
+            return n + 1;
+        if (v < 1000)
+            return n + 2;
+        if (v < 10000)
+            return n + 3;
         v /= 10000;
         n += 4;
     }
@@ -487,7 +519,8 @@ void rc_resp_errorf(struct rc_buf *b, const char *fmt, ...)
     va_start(ap, fmt);
     n = vsnprintf(small, sizeof(small), fmt, ap);
     va_end(ap);
-    if (n < 0) n = 0;
+    if (n < 0)
+        n = 0;
     rc_buf_reserve(b, (size_t)n + 4);
     b->p[b->len++] = '-';
     start = b->len;
@@ -500,7 +533,8 @@ void rc_resp_errorf(struct rc_buf *b, const char *fmt, ...)
     }
     /* A newline inside an error would break the protocol (Redis does the same). */
     for (size_t i = start; i < start + (size_t)n; i++)
-        if (b->p[i] == '\r' || b->p[i] == '\n') b->p[i] = ' ';
+        if (b->p[i] == '\r' || b->p[i] == '\n')
+            b->p[i] = ' ';
     b->len += (size_t)n;
     b->p[b->len++] = '\r';
     b->p[b->len++] = '\n';
@@ -520,7 +554,8 @@ void rc_resp_bulk(struct rc_buf *b, const void *p, size_t n)
     w = put_u64(w, n);
     *w++ = '\r';
     *w++ = '\n';
-    if (n) memcpy(w, p, n);
+    if (n)
+        memcpy(w, p, n);
     w += n;
     *w++ = '\r';
     *w++ = '\n';
@@ -590,9 +625,10 @@ void rc_resp_verbatim(struct rc_buf *b, int proto, const char *p, size_t n)
     w = b->p + b->len;
     *w++ = '=';
     w = put_u64(w, (uint64_t)n + 4);
-    memcpy(w, "\r\ntxt:", 6);
+    memcpy(w, "\r\ntxt:", 6); /* NOLINT(bugprone-not-null-terminated-result): RESP, not C */
     w += 6;
-    if (n) memcpy(w, p, n);
+    if (n)
+        memcpy(w, p, n);
     w += n;
     *w++ = '\r';
     *w++ = '\n';
@@ -612,7 +648,8 @@ static inline char *put_bulk(char *w, const char *s, size_t n)
     w = put_u64(w, n);
     *w++ = '\r';
     *w++ = '\n';
-    if (n) memcpy(w, s, n);
+    if (n)
+        memcpy(w, s, n);
     w += n;
     *w++ = '\r';
     *w++ = '\n';
@@ -626,7 +663,8 @@ size_t rc_resp_msg_len(int proto, const char *kind, const char *pat, size_t plen
     (void)chan;
     (void)payload;
     size_t n = 4 + bulk_size(strlen(kind)) + bulk_size(clen) + bulk_size(len);
-    if (pat) n += bulk_size(plen);
+    if (pat)
+        n += bulk_size(plen);
     return n;
 }
 
@@ -639,7 +677,8 @@ size_t rc_resp_msg_write(char *dst, int proto, const char *kind, const char *pat
     *w++ = '\r';
     *w++ = '\n';
     w = put_bulk(w, kind, strlen(kind));
-    if (pat) w = put_bulk(w, pat, plen);
+    if (pat)
+        w = put_bulk(w, pat, plen);
     w = put_bulk(w, chan, clen);
     w = put_bulk(w, payload, len);
     return (size_t)(w - dst);

@@ -62,19 +62,19 @@ int rc_resp_parse(struct rc_resp_parser *p, const char *buf, size_t len, size_t 
 
 /* ---- Reply encoders (proto is 2 or 3) ---- */
 
-void rc_resp_simple(struct rc_buf *b, const char *s);              /* +s */
-void rc_resp_error(struct rc_buf *b, const char *s);               /* -s (s has no '-') */
+void rc_resp_simple(struct rc_buf *b, const char *s); /* +s */
+void rc_resp_error(struct rc_buf *b, const char *s);  /* -s (s has no '-') */
 void rc_resp_errorf(struct rc_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void rc_resp_int(struct rc_buf *b, int64_t v);                     /* :v */
-void rc_resp_bulk(struct rc_buf *b, const void *p, size_t n);      /* $n p */
-void rc_resp_bulkstr(struct rc_buf *b, const char *s);             /* $strlen(s) s */
-void rc_resp_null(struct rc_buf *b, int proto);                    /* $-1 or _ */
-void rc_resp_null_array(struct rc_buf *b, int proto);              /* *-1 or _ */
-void rc_resp_array(struct rc_buf *b, int64_t n);                   /* *n */
-void rc_resp_map(struct rc_buf *b, int proto, int64_t pairs);      /* *2n or %n */
-void rc_resp_set(struct rc_buf *b, int proto, int64_t n);          /* *n or ~n */
-void rc_resp_push(struct rc_buf *b, int proto, int64_t n);         /* *n or >n */
-void rc_resp_bool(struct rc_buf *b, int proto, bool v);            /* :1/:0 or #t/#f */
+void rc_resp_int(struct rc_buf *b, int64_t v);                               /* :v */
+void rc_resp_bulk(struct rc_buf *b, const void *p, size_t n);                /* $n p */
+void rc_resp_bulkstr(struct rc_buf *b, const char *s);                       /* $strlen(s) s */
+void rc_resp_null(struct rc_buf *b, int proto);                              /* $-1 or _ */
+void rc_resp_null_array(struct rc_buf *b, int proto);                        /* *-1 or _ */
+void rc_resp_array(struct rc_buf *b, int64_t n);                             /* *n */
+void rc_resp_map(struct rc_buf *b, int proto, int64_t pairs);                /* *2n or %n */
+void rc_resp_set(struct rc_buf *b, int proto, int64_t n);                    /* *n or ~n */
+void rc_resp_push(struct rc_buf *b, int proto, int64_t n);                   /* *n or >n */
+void rc_resp_bool(struct rc_buf *b, int proto, bool v);                      /* :1/:0 or #t/#f */
 void rc_resp_verbatim(struct rc_buf *b, int proto, const char *p, size_t n); /* $ or =n txt: */
 
 /* The message frames fanned out to subscribers, encoded once per publish:
@@ -82,8 +82,8 @@ void rc_resp_verbatim(struct rc_buf *b, int proto, const char *p, size_t n); /* 
  *   kind "pmessage": [kind, pattern, channel, payload]
  * rc_resp_msg_len() returns the exact size; rc_resp_msg_write() writes it to
  * dst and returns the bytes written. pattern is NULL unless kind is pmessage. */
-size_t rc_resp_msg_len(int proto, const char *kind, const char *pat, size_t plen,
-                       const char *chan, size_t clen, const char *payload, size_t len);
+size_t rc_resp_msg_len(int proto, const char *kind, const char *pat, size_t plen, const char *chan,
+                       size_t clen, const char *payload, size_t len);
 size_t rc_resp_msg_write(char *dst, int proto, const char *kind, const char *pat, size_t plen,
                          const char *chan, size_t clen, const char *payload, size_t len);
 

@@ -114,8 +114,8 @@ static int listen_one(struct rc_server *s, const char *addr, int port)
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (bind(fd, (struct sockaddr *)&ss, slen) < 0 || listen(fd, s->cfg.tcp_backlog) < 0) {
         int err = errno;
-        rc_log(RC_LOG_WARNING, "Could not create server TCP listening socket %s:%d: bind: %s",
-               addr, port, strerror(err));
+        rc_log(RC_LOG_WARNING, "Could not create server TCP listening socket %s:%d: bind: %s", addr,
+               port, strerror(err));
         close(fd);
         return -err;
     }
@@ -131,6 +131,7 @@ static int bound_port(int fd)
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
+    memset(&ss, 0, sizeof(ss));
     if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
         return -1;
     if (ss.ss_family == AF_INET6)
@@ -649,8 +650,8 @@ void rc_server_cron(struct rc_server *s)
             check_output_limit(s, c);
         if (s->cfg.timeout && !is_pubsub(c) && !(c->flags & RC_CONN_CLOSE_ASAP) &&
             now - c->last_ms > s->cfg.timeout * 1000) {
-            rc_log(RC_LOG_VERBOSE, "Closing idle client id=%llu addr=%s",
-                   (unsigned long long)c->id, c->addr);
+            rc_log(RC_LOG_VERBOSE, "Closing idle client id=%llu addr=%s", (unsigned long long)c->id,
+                   c->addr);
             rc_conn_close_asap(s, c, "idle timeout");
         }
     }

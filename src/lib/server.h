@@ -53,16 +53,16 @@ extern const char *const rc_sys_names[RC_SYS__COUNT];
 
 struct rc_stats {
     uint64_t conns_received;
-    uint64_t conns_rejected;        /* maxclients */
+    uint64_t conns_rejected; /* maxclients */
     uint64_t commands;
-    uint64_t messages_published;    /* PUBLISH + SPUBLISH calls */
-    uint64_t deliveries;            /* message x receiving client */
+    uint64_t messages_published; /* PUBLISH + SPUBLISH calls */
+    uint64_t deliveries;         /* message x receiving client */
     uint64_t bytes_in;
-    uint64_t bytes_out;             /* handed to (and accepted by) the kernel */
-    uint64_t sends;                 /* send operations (iovec batches) */
-    uint64_t obuf_disconnects;      /* clients dropped by the output limit */
+    uint64_t bytes_out;        /* handed to (and accepted by) the kernel */
+    uint64_t sends;            /* send operations (iovec batches) */
+    uint64_t obuf_disconnects; /* clients dropped by the output limit */
     uint64_t proto_errors;
-    uint64_t slab_bytes;            /* bytes currently held in slabs */
+    uint64_t slab_bytes; /* bytes currently held in slabs */
     uint64_t sys[RC_SYS__COUNT];
 };
 
@@ -86,13 +86,13 @@ struct rc_conn {
     uint64_t id;
     int fd;
     unsigned flags;
-    int proto;         /* 2 or 3 */
-    uint32_t slot;     /* backend's slot table index */
-    uint32_t gen;      /* bumped when the slot is reused */
-    bool send_busy;    /* a send is in flight (uring) or blocked on EPOLLOUT (epoll) */
+    int proto;      /* 2 or 3 */
+    uint32_t slot;  /* backend's slot table index */
+    uint32_t gen;   /* bumped when the slot is reused */
+    bool send_busy; /* a send is in flight (uring) or blocked on EPOLLOUT (epoll) */
     struct rc_queue out;
     struct rc_buf qbuf;
-    size_t qpos;       /* bytes of qbuf already executed */
+    size_t qpos; /* bytes of qbuf already executed */
     struct rc_resp_parser parser;
     /* Subscriptions: key -> struct rc_sub *. Allocated on first use. */
     struct rc_dict *channels;
@@ -108,10 +108,10 @@ struct rc_conn {
     uint64_t soft_since_ms; /* over the soft output limit since, 0 = not */
     const char *last_cmd;   /* static name of the last command (CLIENT LIST cmd=) */
     uint64_t tot_cmds;
-    struct rc_conn *prev, *next;        /* server's client list (creation order) */
-    struct rc_conn *dprev, *dnext;      /* dirty list */
-    void *be;                           /* backend's per-connection state */
-    struct rc_mconn *md;                /* mdata.c: seq mode, slow-consumer side table */
+    struct rc_conn *prev, *next;   /* server's client list (creation order) */
+    struct rc_conn *dprev, *dnext; /* dirty list */
+    void *be;                      /* backend's per-connection state */
+    struct rc_mconn *md;           /* mdata.c: seq mode, slow-consumer side table */
 };
 
 struct rc_server {
@@ -133,19 +133,19 @@ struct rc_server {
     struct rc_conn *dirty_head, *dirty_tail;
     int listen_fds[RC_MAX_BIND];
     int nlisten;
-    int port;               /* actual port (when cfg.port is 0) */
+    int port; /* actual port (when cfg.port is 0) */
     struct rc_stats stats;
     uint64_t start_ms;
     uint64_t start_wall_us;
     uint64_t last_cron_ms;
-    bool stopping;          /* shutdown in progress */
+    bool stopping; /* shutdown in progress */
     volatile sig_atomic_t stop_requested;
     uint64_t stop_deadline_ms;
     char run_id[41];
-    char *config_file;      /* absolute path, for INFO */
+    char *config_file; /* absolute path, for INFO */
     char *executable;
-    struct rc_udp *udp;     /* UDP feed sources (udp.c), NULL when none */
-    struct rc_mdata *md;    /* mdata.c: last values, sequences (market-data extensions) */
+    struct rc_udp *udp;  /* UDP feed sources (udp.c), NULL when none */
+    struct rc_mdata *md; /* mdata.c: last values, sequences (market-data extensions) */
 };
 
 /* ---- Server life ---- */

@@ -767,7 +767,7 @@ void rc_udp_info(struct rc_server *s, struct rc_buf *b)
                        "udp_arbitrate%d:sources=%s|%s,published=%llu,gaps=%llu,duplicates=%llu,"
                        "reordered=%llu,resets=%llu,next_seq=%llu\r\n",
                        k, a->cfg->name, c->cfg->name,
-                       (unsigned long long)(a->published + c->published),
+                       (unsigned long long)a->published + (unsigned long long)c->published,
                        (unsigned long long)t->gaps, (unsigned long long)t->duplicates,
                        (unsigned long long)t->reordered, (unsigned long long)t->resets,
                        (unsigned long long)t->next);

@@ -49,7 +49,7 @@ struct rc_udp_msg {
  * left, nothing after the last message, seq + count without overflow, no
  * empty channel. Returns 0 and fills *h, or -EBADMSG with *why (static text)
  * set. Reads only p[0..n). */
-int rc_udp_parse(const void *p, size_t n, struct rc_udp_hdr *h, const char **why);
+int rc_udp_parse(const void *data, size_t n, struct rc_udp_hdr *h, const char **why);
 /* Returns the message at *pos (start at RC_UDP_HDR_LEN) and advances *pos;
  * false after the last. Only for datagrams rc_udp_parse() accepted. */
 bool rc_udp_next(const void *p, size_t n, size_t *pos, struct rc_udp_msg *m);

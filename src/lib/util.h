@@ -14,10 +14,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define RC_LIKELY(x)   __builtin_expect(!!(x), 1)
-#define RC_UNLIKELY(x) __builtin_expect(!!(x), 0)
-#define RC_MIN(a, b)   ((a) < (b) ? (a) : (b))
-#define RC_MAX(a, b)   ((a) > (b) ? (a) : (b))
+#define RC_LIKELY(x)    __builtin_expect(!!(x), 1)
+#define RC_UNLIKELY(x)  __builtin_expect(!!(x), 0)
+#define RC_MIN(a, b)    ((a) < (b) ? (a) : (b))
+#define RC_MAX(a, b)    ((a) > (b) ? (a) : (b))
 #define RC_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 void *rc_xmalloc(size_t n);

@@ -29,32 +29,31 @@ static void on_signal(int sig)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "Usage: ringcastd [/path/to/ringcast.conf] [--<setting> <value>...]\n"
-            "       ringcastd --help | --version\n"
-            "\n"
-            "A Redis-compatible pub/sub fan-out server. Every setting of the config file\n"
-            "can be given as a flag, and flags override the file. Common settings:\n"
-            "  --port <n>                 TCP port (default 6380; 0 picks a free port)\n"
-            "  --bind <addr> [<addr>...]  listen addresses (default 127.0.0.1)\n"
-            "  --io uring|epoll|naive     I/O backend (default uring, falls back to epoll)\n"
-            "  --maxclients <n>           connection limit (default 10000)\n"
-            "  --requirepass <password>   require AUTH (default: none)\n"
-            "  --client-output-buffer-limit \"pubsub <hard> <soft> <seconds>\"\n"
-            "                             slow-subscriber limit (default pubsub 32mb 8mb 60)\n"
-            "  --tick-us <n>              accumulate output up to n microseconds (default 0)\n"
-            "  --udp-source <name> <addr:port> [group <mcast> [iface <if>]]\n"
-            "                             take a UDP feed (docs/udp.md; repeatable)\n"
-            "  --udp-arbitrate <a> <b>    sources a and b carry the same feed (A/B)\n"
-            "  --loglevel debug|verbose|notice|warning   (default notice)\n"
-            "  --logfile <path>           log file (default: standard error)\n"
-            "\n"
-            "Examples:\n"
-            "  ringcastd --port 6380\n"
-            "  ringcastd /etc/ringcast.conf --loglevel verbose\n"
-            "  redis-cli -p 6380 subscribe news\n"
-            "\n"
-            "All settings: docs/config.md. Example file: ringcast.conf.\n");
+    fprintf(f, "Usage: ringcastd [/path/to/ringcast.conf] [--<setting> <value>...]\n"
+               "       ringcastd --help | --version\n"
+               "\n"
+               "A Redis-compatible pub/sub fan-out server. Every setting of the config file\n"
+               "can be given as a flag, and flags override the file. Common settings:\n"
+               "  --port <n>                 TCP port (default 6380; 0 picks a free port)\n"
+               "  --bind <addr> [<addr>...]  listen addresses (default 127.0.0.1)\n"
+               "  --io uring|epoll|naive     I/O backend (default uring, falls back to epoll)\n"
+               "  --maxclients <n>           connection limit (default 10000)\n"
+               "  --requirepass <password>   require AUTH (default: none)\n"
+               "  --client-output-buffer-limit \"pubsub <hard> <soft> <seconds>\"\n"
+               "                             slow-subscriber limit (default pubsub 32mb 8mb 60)\n"
+               "  --tick-us <n>              accumulate output up to n microseconds (default 0)\n"
+               "  --udp-source <name> <addr:port> [group <mcast> [iface <if>]]\n"
+               "                             take a UDP feed (docs/udp.md; repeatable)\n"
+               "  --udp-arbitrate <a> <b>    sources a and b carry the same feed (A/B)\n"
+               "  --loglevel debug|verbose|notice|warning   (default notice)\n"
+               "  --logfile <path>           log file (default: standard error)\n"
+               "\n"
+               "Examples:\n"
+               "  ringcastd --port 6380\n"
+               "  ringcastd /etc/ringcast.conf --loglevel verbose\n"
+               "  redis-cli -p 6380 subscribe news\n"
+               "\n"
+               "All settings: docs/config.md. Example file: ringcast.conf.\n");
 }
 
 static bool is_flag(const char *a)
@@ -103,8 +102,8 @@ int main(int argc, char **argv)
         words[n++] = argv[i] + 2;
         for (i++; i < argc && !is_flag(argv[i]) && n < (int)RC_ARRAY_LEN(words); i++)
             words[n++] = argv[i];
-        if (n == 2 && strchr(words[1], ' ') && strcmp(words[0], "requirepass") &&
-            strcmp(words[0], "logfile")) {
+        if (n == 2 && strchr(words[1], ' ') && strcmp(words[0], "requirepass") != 0 &&
+            strcmp(words[0], "logfile") != 0) {
             dup = strdup(words[1]);
             n = 1;
             for (char *save = NULL, *w = strtok_r(dup, " ", &save);
@@ -120,8 +119,7 @@ int main(int argc, char **argv)
     }
 
     if (cfg.logfile && cfg.logfile[0] && !freopen(cfg.logfile, "a", stderr)) {
-        fprintf(stdout, "ringcastd: cannot open log file %s: %s\n", cfg.logfile,
-                strerror(errno));
+        fprintf(stdout, "ringcastd: cannot open log file %s: %s\n", cfg.logfile, strerror(errno));
         goto fail;
     }
     setvbuf(stderr, NULL, _IOLBF, 0);
@@ -136,14 +134,13 @@ int main(int argc, char **argv)
     the_server->config_file = config_path;
     the_server->executable = realpath("/proc/self/exe", NULL);
     rc_config_free(&cfg);
-    rc_log(RC_LOG_NOTICE, "ringcastd %s starting, pid=%d", RINGCAST_VERSION_STRING,
-           (int)getpid());
+    rc_log(RC_LOG_NOTICE, "ringcastd %s starting, pid=%d", RINGCAST_VERSION_STRING, (int)getpid());
     if (rc_server_start(the_server) < 0) {
         rc_server_free(the_server);
         return 1;
     }
-    rc_log(RC_LOG_NOTICE, "Listening on %s port %d, io backend %s",
-           the_server->cfg.bind[0], the_server->port, the_server->be->name);
+    rc_log(RC_LOG_NOTICE, "Listening on %s port %d, io backend %s", the_server->cfg.bind[0],
+           the_server->port, the_server->be->name);
     rc_log(RC_LOG_NOTICE, "Ready to accept connections");
     rc = rc_server_run(the_server);
     rc_server_free(the_server);

@@ -24,7 +24,8 @@ static void check_value(void *arg, const char *name, const char *value)
     size_t *n = arg;
 
     /* Reading both strings fully makes ASan check they are terminated. */
-    if (strlen(name) == 0 || strlen(value) > 16 * 1024 * 1024) abort();
+    if (strlen(name) == 0 || strlen(value) > 16 * 1024 * 1024)
+        abort();
     (*n)++;
 }
 
@@ -38,13 +39,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     rc_config_init(&c);
     memset(err, 0x55, sizeof(err));
     r = rc_config_load_string(&c, (const char *)data, size, err, sizeof(err));
-    if (r != 0 && r != -EINVAL) abort();
-    if (r != 0 && (!memchr(err, '\0', sizeof(err)) || strncmp(err, "line ", 5) != 0)) abort();
-    if (c.nbind < 1 || c.nbind > RC_MAX_BIND || c.port < 0 || c.port > 65535 || !c.logfile) abort();
+    if (r != 0 && r != -EINVAL)
+        abort();
+    if (r != 0 && (!memchr(err, '\0', sizeof(err)) || strncmp(err, "line ", 5) != 0))
+        abort();
+    if (c.nbind < 1 || c.nbind > RC_MAX_BIND || c.port < 0 || c.port > 65535 || !c.logfile)
+        abort();
     for (int i = 0; i < c.nbind; i++)
-        if (!c.bind[i] || !c.bind[i][0]) abort();
+        if (!c.bind[i] || !c.bind[i][0])
+            abort();
     rc_config_get(&c, "*", 1, check_value, &n);
-    if (n == 0) abort();
+    if (n == 0)
+        abort();
     rc_config_free(&c);
     return 0;
 }

@@ -82,22 +82,27 @@ static int ref_match(const uint8_t *p, size_t pn, const uint8_t *s, size_t sn, i
 {
     size_t pi = 0, si = 0;
 
-    if (nest > REF_NEST_MAX) return 0;
+    if (nest > REF_NEST_MAX)
+        return 0;
     while (pi < pn && si < sn) {
         bool ok;
 
-        if (--ref_budget < 0) return -1;
+        if (--ref_budget < 0)
+            return -1;
         if (p[pi] == '*') {
             while (pi + 1 < pn && p[pi + 1] == '*')
                 pi++;
-            if (pi + 1 == pn) return 1;
+            if (pi + 1 == pn)
+                return 1;
             for (size_t k = si; k < sn; k++) {
                 int r;
 
-                if (--ref_budget < 0) return -1;
+                if (--ref_budget < 0)
+                    return -1;
                 r = ref_match(p + pi + 1, pn - pi - 1, s + k, sn - k, nest + 1);
 
-                if (r != 0) return r;
+                if (r != 0)
+                    return r;
             }
             return 0;
         }
@@ -116,7 +121,8 @@ static int ref_match(const uint8_t *p, size_t pn, const uint8_t *s, size_t sn, i
             ok = p[pi] == s[si];
             pi++;
         }
-        if (!ok) return 0;
+        if (!ok)
+            return 0;
         si++;
         if (si == sn) {
             while (pi < pn && p[pi] == '*')
@@ -133,31 +139,38 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     bool got;
     int want;
 
-    if (size == 0) return 0;
+    if (size == 0)
+        return 0;
     plen = data[0] < size - 1 ? data[0] : size - 1;
     slen = size - 1 - plen;
     /* malloc(0) may return NULL; the matcher must cope with NULL, 0. */
     pat = plen ? malloc(plen) : NULL;
     str = slen ? malloc(slen) : NULL;
-    if ((plen && !pat) || (slen && !str)) abort();
-    if (plen) memcpy(pat, data + 1, plen);
-    if (slen) memcpy(str, data + 1 + plen, slen);
+    if ((plen && !pat) || (slen && !str))
+        abort();
+    if (plen)
+        memcpy(pat, data + 1, plen);
+    if (slen)
+        memcpy(str, data + 1 + plen, slen);
 
     got = rc_glob_match(pat, plen, str, slen);
     ref_budget = REF_STEPS;
     want = ref_match((const uint8_t *)pat, plen, (const uint8_t *)str, slen, 0);
-    if (want >= 0 && got != (want == 1)) abort();
+    if (want >= 0 && got != (want == 1))
+        abort();
 
     /* Escaping every byte of the string gives a pattern that matches it. */
     if (slen <= 4096) {
         char *esc = malloc(2 * slen + 1);
 
-        if (!esc) abort();
+        if (!esc)
+            abort();
         for (size_t i = 0; i < slen; i++) {
             esc[2 * i] = '\\';
             esc[2 * i + 1] = str[i];
         }
-        if (!rc_glob_match(esc, 2 * slen, str, slen)) abort();
+        if (!rc_glob_match(esc, 2 * slen, str, slen))
+            abort();
         free(esc);
     }
     free(pat);

@@ -123,7 +123,8 @@ static size_t parse_pieces(const struct rc_resp_limits *lim, const uint8_t *data
         n = n < size - fed ? n : size - fed;
         char *moved = malloc(clen + n);
         CHECK(moved != NULL);
-        if (clen) memcpy(moved, conn, clen);
+        if (clen)
+            memcpy(moved, conn, clen);
         memcpy(moved + clen, data + fed, n);
         free(conn);
         conn = moved;

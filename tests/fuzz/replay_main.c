@@ -46,7 +46,8 @@ static int run_file(const char *path)
         }
         size_t n = fread(buf + len, 1, cap - len, f);
         len += n;
-        if (n == 0) break;
+        if (n == 0)
+            break;
     }
     int bad = ferror(f);
     fclose(f);
@@ -85,18 +86,22 @@ static long run_dir(const char *dir)
     size_t n = 0, cap = 0;
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.') continue;
+        if (e->d_name[0] == '.')
+            continue;
         if (n == cap) {
             cap = cap ? cap * 2 : 64;
             char **nn = realloc(names, cap * sizeof(*names));
-            if (!nn) break;
+            if (!nn)
+                break;
             names = nn;
         }
         names[n] = strdup(e->d_name);
-        if (names[n]) n++;
+        if (names[n])
+            n++;
     }
     closedir(d);
-    if (n) qsort(names, n, sizeof(*names), cmp_names);
+    if (n)
+        qsort(names, n, sizeof(*names), cmp_names);
 
     long ran = 0;
     for (size_t i = 0; i < n; i++) {
@@ -140,14 +145,16 @@ int main(int argc, char **argv)
         }
         if (S_ISDIR(st.st_mode)) {
             long n = run_dir(argv[i]);
-            if (n < 0) return 1;
+            if (n < 0)
+                return 1;
             if (n == 0) {
                 fprintf(stderr, "replay: %s holds no input files\n", argv[i]);
                 return 1;
             }
             total += n;
         } else {
-            if (run_file(argv[i]) < 0) return 1;
+            if (run_file(argv[i]) < 0)
+                return 1;
             total++;
         }
     }

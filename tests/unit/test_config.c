@@ -81,7 +81,8 @@ static const char *getval(const struct rc_config *c, const char *name)
     char *eq;
 
     g = get(c, name);
-    if (g.n != 1) return NULL;
+    if (g.n != 1)
+        return NULL;
     eq = strchr(g.text, '=');
     g.text[strlen(g.text) - 1] = '\0';
     return eq + 1;
@@ -91,7 +92,8 @@ static int setup(void **state)
 {
     struct rc_config *c = calloc(1, sizeof(*c));
 
-    if (!c) return -1;
+    if (!c)
+        return -1;
     rc_config_init(c);
     *state = c;
     return 0;
@@ -683,7 +685,8 @@ static void collect_name(void *arg, const char *name, const char *value)
 {
     struct names *ns = arg;
 
-    if (ns->n < 32) snprintf(ns->name[ns->n++], sizeof(ns->name[0]), "%s", name);
+    if (ns->n < 32)
+        snprintf(ns->name[ns->n++], sizeof(ns->name[0]), "%s", name);
 }
 
 /* ringcast.conf at the repository root must load as shipped, mention every
@@ -700,7 +703,8 @@ static void test_example_file(void **state)
     /* CMake compiles with absolute paths: tests/unit/test_config.c -> root. */
     snprintf(path, sizeof(path), "%s", __FILE__);
     slash = strstr(path, "/tests/unit/");
-    if (path[0] != '/' || !slash) skip();
+    if (path[0] != '/' || !slash)
+        skip();
     strcpy(slash, "/ringcast.conf");
     assert_int_equal(rc_config_load_file(c, path, err, sizeof(err)), 0);
     /* Everything in it is commented out: still the defaults. */
@@ -736,7 +740,8 @@ static void test_example_file(void **state)
         strcat(on, "\n");
     }
     for (int i = 0; i < ns.n; i++)
-        if (!ns.seen[i]) fail_msg("setting missing from ringcast.conf: %s", ns.name[i]);
+        if (!ns.seen[i])
+            fail_msg("setting missing from ringcast.conf: %s", ns.name[i]);
 
     err[0] = '\0';
     assert_int_equal(rc_config_load_string(c, on, strlen(on), err, sizeof(err)), 0);

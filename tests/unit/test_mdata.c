@@ -88,7 +88,9 @@ static char *drain(struct fixture *f, struct rc_conn *c)
 
     for (int round = 0; round < 8 && !rc_queue_empty(&c->out); round++) {
         int n = rc_queue_iov(&c->out, iov, 64, SIZE_MAX, &bytes);
-        out = realloc(out, cap += bytes);
+        char *grown = realloc(out, cap += bytes);
+        assert_non_null(grown);
+        out = grown;
         for (int i = 0; i < n; i++) {
             memcpy(out + len, iov[i].iov_base, iov[i].iov_len);
             len += iov[i].iov_len;
@@ -111,8 +113,8 @@ static void publish(struct fixture *f, const char *chan, const char *msg)
     rc_pubsub_publish(f->s, false, chan, strlen(chan), msg, strlen(msg));
 }
 
-#define SUB_QA "*2\r\n$9\r\nSUBSCRIBE\r\n$3\r\nq.a\r\n"
-#define CONF_QA "*3\r\n$9\r\nsubscribe\r\n$3\r\nq.a\r\n:1\r\n"
+#define SUB_QA    "*2\r\n$9\r\nSUBSCRIBE\r\n$3\r\nq.a\r\n"
+#define CONF_QA   "*3\r\n$9\r\nsubscribe\r\n$3\r\nq.a\r\n:1\r\n"
 #define MSG_QA(v) "*3\r\n$7\r\nmessage\r\n$3\r\nq.a\r\n$2\r\n" v "\r\n"
 
 static void test_rule_parsing(void **state)
@@ -184,8 +186,9 @@ static void test_snapshot_then_stream(void **state)
     send_cmd(f, c3, "HELLO 3\r\n");
     free(drain(f, c3));
     send_cmd(f, c3, SUB_QA);
-    expect(f, c3, ">3\r\n$9\r\nsubscribe\r\n$3\r\nq.a\r\n:1\r\n"
-                  ">3\r\n$7\r\nmessage\r\n$3\r\nq.a\r\n$2\r\nv3\r\n");
+    expect(f, c3,
+           ">3\r\n$9\r\nsubscribe\r\n$3\r\nq.a\r\n:1\r\n"
+           ">3\r\n$7\r\nmessage\r\n$3\r\nq.a\r\n$2\r\nv3\r\n");
     send_cmd(f, other, "SUBSCRIBE x.a\r\n");
     expect(f, other, "*3\r\n$9\r\nsubscribe\r\n$3\r\nx.a\r\n:1\r\n");
     assert_int_equal(rc_mdata_stats(f->s)->last_values, 1);

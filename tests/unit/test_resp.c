@@ -64,7 +64,8 @@ static char *run_chunks(const char *data, size_t len, size_t chunk,
         size_t n = chunk ? RC_MIN(chunk, len - fed) : len;
         char *moved = malloc(clen + n + 1);
         assert_non_null(moved);
-        if (clen) memcpy(moved, conn, clen);
+        if (clen)
+            memcpy(moved, conn, clen);
         memcpy(moved + clen, data + fed, n);
         free(conn);
         conn = moved;
@@ -99,7 +100,8 @@ static char *run_chunks(const char *data, size_t len, size_t chunk,
             clen -= used;
         }
     }
-    if (!done && clen) rc_buf_append(&t, "MORE\n", 5);
+    if (!done && clen)
+        rc_buf_append(&t, "MORE\n", 5);
     rc_buf_appendc(&t, '\0');
     free(conn);
     rc_resp_parser_free(&p);
@@ -126,7 +128,8 @@ static void expect_error(const char *data, size_t len, const struct rc_resp_limi
     size_t used;
     rc_resp_parser_init(&p, lim);
     int r = rc_resp_parse(&p, data, len, &used);
-    if (r != -EPROTO) fail_msg("input '%.*s': expected -EPROTO, got %d", (int)len, data, r);
+    if (r != -EPROTO)
+        fail_msg("input '%.*s': expected -EPROTO, got %d", (int)len, data, r);
     assert_string_equal(p.err, err);
     rc_resp_parser_free(&p);
 }
@@ -371,7 +374,8 @@ static void check_splits(const char *data, size_t len)
             for (int guard = 0; guard < 1000; guard++) {
                 size_t used;
                 int r = rc_resp_parse(&p, conn, clen, &used);
-                if (r == 0) break;
+                if (r == 0)
+                    break;
                 if (r < 0) {
                     rc_buf_append(&t, "E:", 2);
                     rc_buf_append(&t, p.err, strlen(p.err));
@@ -384,16 +388,19 @@ static void check_splits(const char *data, size_t len)
                 clen -= used;
             }
         }
-        if (!failed && clen) rc_buf_append(&t, "MORE\n", 5);
+        if (!failed && clen)
+            rc_buf_append(&t, "MORE\n", 5);
         rc_buf_appendc(&t, '\0');
-        if (strcmp(t.p, whole) != 0) fail_msg("split at %zu: got\n%s\nwant\n%s", cut, t.p, whole);
+        if (strcmp(t.p, whole) != 0)
+            fail_msg("split at %zu: got\n%s\nwant\n%s", cut, t.p, whole);
         rc_buf_free(&t);
         free(conn);
         rc_resp_parser_free(&p);
     }
     for (size_t chunk = 1; chunk <= 7; chunk++) {
         char *got = run_chunks(data, len, chunk, NULL);
-        if (strcmp(got, whole) != 0) fail_msg("chunk %zu: got\n%s\nwant\n%s", chunk, got, whole);
+        if (strcmp(got, whole) != 0)
+            fail_msg("chunk %zu: got\n%s\nwant\n%s", chunk, got, whole);
         free(got);
     }
     /* Every prefix parses to a prefix of the whole transcript. */
