@@ -5,7 +5,7 @@ PORT  ?= 6380
 ARGS  ?=
 DEMO  ?= 1
 
-.PHONY: all build run test deps clean
+.PHONY: all build run test test-asan fuzz deps clean
 
 all: build
 
@@ -29,5 +29,23 @@ endif
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
+# The whole suite against an ASan+UBSan build (CI runs it after `make test`).
+test-asan: deps
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DRINGCAST_SANITIZE=ON
+	cmake --build build-asan -j $(JOBS)
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS)
+
+# A longer libFuzzer run of every harness (clang): make fuzz FUZZ_SECONDS=600
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DRINGCAST_FUZZ=ON
+	cmake --build build-fuzz -j $(JOBS)
+	for t in resp glob config udp; do \
+	    mkdir -p build-fuzz/corpus-$$t && \
+	    build-fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -dict=tests/fuzz/$$t.dict \
+	        build-fuzz/corpus-$$t tests/fuzz/corpus/$$t || exit 1; \
+	done
+
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) build-asan build-fuzz
