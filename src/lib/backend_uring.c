@@ -93,6 +93,8 @@ struct uslot {
     uint8_t ops; /* OP_* requests that will still post a final CQE */
     uint32_t next_free;
     uint32_t send_len; /* bytes of the in-flight send */
+    bool zc;           /* the in-flight send is a SEND_ZC: done at its notification */
+    int zc_res;        /* its result, kept until the notification arrives */
     struct iovec *iov; /* SEND_MAX_IOV entries, allocated on first use, kept with the slot */
     struct msghdr msg;
 };
@@ -228,7 +230,17 @@ static void start_send(struct rc_server *s, struct uring_state *u, struct uslot 
     if (n <= 0 || bytes == 0)
         return;
     sqe = get_sqe(s, u);
-    if (n == 1) {
+    sl->zc = false;
+    if (n == 1 && s->cfg.zc_threshold && bytes >= s->cfg.zc_threshold) {
+        /* Zero copy: the kernel sends from the slab's pages, which stay in
+         * use until the notification CQE (after the peer's ACK), so the
+         * send only counts as done then. On loopback the kernel copies
+         * anyway and this costs more (research note, section 2): opt-in. */
+        io_uring_prep_send_zc(sqe, (int)c->slot, sl->iov[0].iov_base, bytes, MSG_WAITALL, 0);
+        sl->zc = true;
+        sl->zc_res = 0;
+        s->stats.sends_zc++;
+    } else if (n == 1) {
         io_uring_prep_send(sqe, (int)c->slot, sl->iov[0].iov_base, bytes, MSG_WAITALL);
     } else {
         /* The iovec array stays untouched until the CQE, although the kernel
@@ -510,8 +522,22 @@ static void dispatch(struct rc_server *s, struct uring_state *u, const struct io
     switch (op) {
     case UOP_RECV: on_recv(s, u, sl, i, cqe->res, cqe->flags); break;
     case UOP_SEND:
-        if (sl->ops & OP_SEND)
-            on_send(s, u, sl, i, cqe->res);
+        if (!(sl->ops & OP_SEND))
+            break;
+        if (sl->zc) {
+            /* SEND_ZC posts its result (F_MORE set when a notification
+             * follows), then the notification (F_NOTIF) once the kernel has
+             * let go of the pages; the references drop only then. */
+            if (!(cqe->flags & IORING_CQE_F_NOTIF)) {
+                sl->zc_res = cqe->res;
+                if (cqe->flags & IORING_CQE_F_MORE)
+                    break;
+            }
+            sl->zc = false;
+            on_send(s, u, sl, i, sl->zc_res);
+            break;
+        }
+        on_send(s, u, sl, i, cqe->res);
         break;
     case UOP_CLOSE:
         if (sl->state == SLOT_CLOSING)

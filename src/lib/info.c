@@ -109,12 +109,14 @@ static void section_fanout(struct rc_server *s, struct rc_buf *b)
                    "deliveries:%llu\r\n"
                    "bytes_out:%llu\r\n"
                    "sends:%llu\r\n"
+                   "sends_zc:%llu\r\n"
                    "obuf_disconnects:%llu\r\n"
                    "slab_bytes:%llu\r\n"
                    "syscalls:%llu\r\n",
                    s->be ? s->be->name : "none", (unsigned long long)st->messages_published,
                    (unsigned long long)st->deliveries, (unsigned long long)st->bytes_out,
-                   (unsigned long long)st->sends, (unsigned long long)st->obuf_disconnects,
+                   (unsigned long long)st->sends, (unsigned long long)st->sends_zc,
+                   (unsigned long long)st->obuf_disconnects,
                    (unsigned long long)rc_slab_bytes, (unsigned long long)sys);
     for (int i = 0; i < RC_SYS__COUNT; i++)
         rc_buf_appendf(b, "sys_%s:%llu\r\n", rc_sys_names[i], (unsigned long long)st->sys[i]);

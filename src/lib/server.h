@@ -60,6 +60,7 @@ struct rc_stats {
     uint64_t bytes_in;
     uint64_t bytes_out;        /* handed to (and accepted by) the kernel */
     uint64_t sends;            /* send operations (iovec batches) */
+    uint64_t sends_zc;         /* of which zero-copy (io_uring SEND_ZC) */
     uint64_t obuf_disconnects; /* clients dropped by the output limit */
     uint64_t proto_errors;
     uint64_t slab_bytes; /* bytes currently held in slabs */
