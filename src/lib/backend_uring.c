@@ -221,14 +221,20 @@ static void start_send(struct rc_server *s, struct uring_state *u, struct uslot 
 {
     struct rc_conn *c = sl->c;
     struct io_uring_sqe *sqe;
+    struct iovec iov[SEND_MAX_IOV];
     size_t bytes = 0;
     int n;
 
-    if (!sl->iov)
-        sl->iov = rc_xmalloc(sizeof(*sl->iov) * SEND_MAX_IOV);
-    n = rc_queue_iov(&c->out, sl->iov, SEND_MAX_IOV, SEND_MAX_BYTES, &bytes);
+    n = rc_queue_iov(&c->out, iov, SEND_MAX_IOV, SEND_MAX_BYTES, &bytes);
     if (n <= 0 || bytes == 0)
         return;
+    if (n > 1) {
+        /* Only SENDMSG needs a lasting iovec array; a connection that never
+         * gets more than one range per send (an idle subscriber) saves it. */
+        if (!sl->iov)
+            sl->iov = rc_xmalloc(sizeof(*sl->iov) * SEND_MAX_IOV);
+        memcpy(sl->iov, iov, sizeof(*iov) * (size_t)n);
+    }
     sqe = get_sqe(s, u);
     sl->zc = false;
     if (n == 1 && s->cfg.zc_threshold && bytes >= s->cfg.zc_threshold) {
@@ -236,12 +242,12 @@ static void start_send(struct rc_server *s, struct uring_state *u, struct uslot 
          * use until the notification CQE (after the peer's ACK), so the
          * send only counts as done then. On loopback the kernel copies
          * anyway and this costs more (research note, section 2): opt-in. */
-        io_uring_prep_send_zc(sqe, (int)c->slot, sl->iov[0].iov_base, bytes, MSG_WAITALL, 0);
+        io_uring_prep_send_zc(sqe, (int)c->slot, iov[0].iov_base, bytes, MSG_WAITALL, 0);
         sl->zc = true;
         sl->zc_res = 0;
         s->stats.sends_zc++;
     } else if (n == 1) {
-        io_uring_prep_send(sqe, (int)c->slot, sl->iov[0].iov_base, bytes, MSG_WAITALL);
+        io_uring_prep_send(sqe, (int)c->slot, iov[0].iov_base, bytes, MSG_WAITALL);
     } else {
         /* The iovec array stays untouched until the CQE, although the kernel
          * copies it at submit time (IORING_FEAT_SUBMIT_STABLE). */

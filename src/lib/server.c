@@ -21,6 +21,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -51,11 +52,27 @@ static void copy_config(struct rc_config *dst, const struct rc_config *src)
     rc_config_dup_rules(dst);
 }
 
+/* Frames above a quarter slab get a slab of their own, freed when the last
+ * send completes. With glibc's default dynamic thresholds a stream of
+ * 100 KB messages made it shrink and regrow the heap with brk on nearly
+ * every message (27% of the uring backend's CPU in BENCHMARKS.md, "Problems
+ * found"): keep freed memory up to a bound and serve large blocks from it. */
+static void tune_malloc(void)
+{
+    static bool done;
+    if (done)
+        return;
+    done = true;
+    mallopt(M_MMAP_THRESHOLD, 4 * 1024 * 1024);
+    mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
+}
+
 struct rc_server *rc_server_new(const struct rc_config *cfg)
 {
     struct rc_server *s = rc_xcalloc(1, sizeof(*s));
     unsigned char rnd[20];
 
+    tune_malloc();
     copy_config(&s->cfg, cfg);
     rc_pubsub_init(s);
     rc_mdata_init(s);
@@ -459,8 +476,8 @@ void rc_conn_input(struct rc_server *s, struct rc_conn *c, const char *buf, size
     }
     if (c->qbuf.len > s->cfg.client_query_buffer_limit)
         query_limit_exceeded(s, c, c->qbuf.len);
-    else if (c->qbuf.len == 0 && c->qbuf.cap > 64 * 1024)
-        rc_buf_free(&c->qbuf); /* give back the memory of a large request */
+    else if (c->qbuf.len == 0 && c->qbuf.cap > 4 * 1024 * 1024)
+        rc_buf_free(&c->qbuf); /* give back the memory of a very large request */
 }
 
 void rc_conn_sent(struct rc_server *s, struct rc_conn *c, size_t n)
@@ -648,6 +665,10 @@ void rc_server_cron(struct rc_server *s)
          * the check, so time it out here. */
         if (c->soft_since_ms && !(c->flags & RC_CONN_CLOSE_ASAP))
             check_output_limit(s, c);
+        /* Like Redis, a query buffer grown by a large request is given
+         * back once the client has been idle for a while. */
+        if (c->qbuf.len == 0 && c->qbuf.cap > 64 * 1024 && now - c->last_ms > 2000)
+            rc_buf_free(&c->qbuf);
         if (s->cfg.timeout && !is_pubsub(c) && !(c->flags & RC_CONN_CLOSE_ASAP) &&
             now - c->last_ms > s->cfg.timeout * 1000) {
             rc_log(RC_LOG_VERBOSE, "Closing idle client id=%llu addr=%s", (unsigned long long)c->id,
