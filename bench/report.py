@@ -1,0 +1,453 @@
+#!/usr/bin/python3
+"""bench/report.py -- turns bench/run.sh's JSONL into the tables and chart of BENCHMARKS.md.
+
+Reads one results file (default: the most recently written bench/results/*.jsonl), takes the
+median of every figure per (server, scenario) over the runs, and rewrites the part of
+BENCHMARKS.md between the markers <!-- report:begin --> and <!-- report:end -->: the machine
+and load, the target ratios of ringcastd (io_uring) against Redis with pass/fail, one table per
+scenario with the exact commands, the ceiling table, and a gnuplot chart (PNG next to the
+results file). The prose around the markers is left alone. Standard library only.
+
+Usage: bench/report.py [results.jsonl] [--md BENCHMARKS.md] [--no-chart]
+
+SPDX-License-Identifier: BSD-3-Clause
+"""
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BEGIN = "<!-- report:begin -->"
+END = "<!-- report:end -->"
+SERVERS = ["redis", "nats", "uring", "epoll", "naive", "uring-tick"]
+SERVER_NAMES = {"redis": "redis-server 7", "nats": "nats-server", "uring": "ringcastd uring",
+                "epoll": "ringcastd epoll", "naive": "ringcastd naive",
+                "uring-tick": "ringcastd uring tick-us 100"}
+SCENARIOS = ["A", "B", "C", "D", "D1k", "E", "M"]
+SCENARIO_TEXT = {
+    "A": "1 channel, 100 subscribers, 1 publisher, 128 B, max rate, pipeline 64",
+    "B": "as A with 1,000 subscribers",
+    "C": "100 channels x 10 subscribers, 4 publishers, 128 B, max rate",
+    "D": "as A at a fixed 20,000 msg/s",
+    "D1k": "as A at a fixed 1,000 msg/s",
+    "E": "as A with 4 KiB messages",
+    "M": "10,000 idle subscribers: server RSS",
+}
+ORDER_FIELDS = ["gaps", "dups", "reorders", "misrouted", "lost"]
+
+
+def load(path):
+    """Returns (meta records, cmd records by label, results by (server, scen), ceilings)."""
+    metas, cmds, results, ceilings = [], {}, {}, []
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            kind = rec.get("kind")
+            if kind == "meta":
+                metas.append(rec)
+            elif kind == "cmd":
+                cmds[rec["label"]] = rec
+            elif kind == "ceiling":
+                ceilings.append(rec)
+            elif "deliveries_per_sec" in rec and rec.get("label", "").count("/") == 2:
+                server, scen, _run = rec["label"].split("/")
+                results.setdefault((server, scen), []).append(rec)
+    return metas, cmds, results, ceilings
+
+
+def med(recs, field, scale=1.0):
+    vals = [r[field] * scale for r in recs if r.get(field) is not None]
+    return statistics.median(vals) if vals else None
+
+
+def summarize(recs):
+    """Medians (and worst-case correctness counts) over one (server, scenario)'s runs."""
+    s = {"runs": len(recs), "errors": sum(1 for r in recs if r.get("error"))}
+    s["dps"] = med(recs, "deliveries_per_sec")
+    s["pps"] = med(recs, "publish_per_sec")
+    s["ns"] = med(recs, "cpu_s_per_million", 1000.0)  # s per 1e6 deliveries -> ns each
+    s["sys"] = med(recs, "syscalls_per_delivery")
+    s["p50"] = med(recs, "lat_p50_us")
+    s["p99"] = med(recs, "lat_p99_us")
+    s["p999"] = med(recs, "lat_p999_us")
+    s["rss_sub"] = med(recs, "server_rss_per_sub_bytes")
+    s["rss_before"] = med(recs, "server_rss_before_kb")
+    s["rss"] = med(recs, "server_rss_kb")
+    s["server_util"] = statistics.median(
+        [r["server_cpu_s"] / r["duration"] for r in recs
+         if r.get("server_cpu_s") is not None and r.get("duration")] or [0])
+    s["bench_util"] = statistics.median(
+        [r["bench_sub_cpu_s"] / r["duration"] for r in recs
+         if r.get("bench_sub_cpu_s") is not None and r.get("duration")] or [0])
+    for f in ORDER_FIELDS:
+        s[f] = max((r.get(f) or 0) for r in recs)
+    return s
+
+
+def fmt_num(v, digits=0):
+    if v is None:
+        return "n/a"
+    if digits == 0:
+        return f"{v:,.0f}"
+    return f"{v:,.{digits}f}"
+
+
+def fmt_sys(v):
+    if v is None:
+        return "n/a"
+    return f"{v:.5f}" if v >= 0.0001 else f"{v:.1e}"
+
+
+def fmt_ratio(v):
+    return "n/a" if v is None else f"{v:.2f}x"
+
+
+def ratio(a, b):
+    if a is None or b is None or b == 0:
+        return None
+    return a / b
+
+
+def machine_section(metas, path):
+    start = next((m for m in metas if m.get("what") == "start"), metas[0] if metas else {})
+    end = next((m for m in metas if m.get("what") == "end"), {})
+    lines = [
+        f"Results file: `{os.path.relpath(path, ROOT)}`, produced by "
+        f"`{start.get('command', 'bench/run.sh')}` "
+        f"(started {start.get('time', '?')}, finished {end.get('time', '?')}).",
+        "",
+        f"- Machine: {start.get('nproc', '?')} CPUs, `{start.get('cpu', '?')}`, "
+        f"{(start.get('mem_kb') or 0) / 1048576:.0f} GiB RAM, Linux {start.get('kernel', '?')} "
+        f"(a virtual machine).",
+        f"- Load average (1/5/15 min) at start: {' '.join(start.get('loadavg', []))}; at end: "
+        f"{' '.join(end.get('loadavg', [])) or '?'}. Other engineers' builds and tests were "
+        "running on the same two cores during the run, so every figure carries that noise.",
+        f"- Servers: {start.get('redis', '?')}; {start.get('nats', '?')}; ringcastd built "
+        "Release from this tree.",
+        "- Each server runs alone on CPU 0 (`taskset -c 0`), the bench on CPU 1 "
+        "(`taskset -c 1`); a fresh server per run; the table shows the median of the runs.",
+    ]
+    return lines
+
+
+def scenario_table(results, scen, redis):
+    rows = [
+        "| server | deliveries/s | vs Redis | server CPU ns/delivery | vs Redis | "
+        "syscalls/delivery | p50 µs | p99 µs | p99.9 µs | server CPU | bench sub-thread CPU | "
+        "gaps/dups/reorders/misrouted/lost |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for server in SERVERS:
+        s = results.get((server, scen))
+        if not s:
+            continue
+        bench_flag = " (bench-bound)" if s["bench_util"] > 0.9 else ""
+        order = "/".join(str(s[f]) for f in ORDER_FIELDS)
+        if s["errors"]:
+            order += f" ({s['errors']} run(s) failed)"
+        rows.append(
+            f"| {SERVER_NAMES[server]} | {fmt_num(s['dps'])} | "
+            f"{fmt_ratio(ratio(s['dps'], redis and redis['dps']))} | {fmt_num(s['ns'])} | "
+            f"{fmt_ratio(ratio(s['ns'], redis and redis['ns']))} | {fmt_sys(s['sys'])} | "
+            f"{fmt_num(s['p50'])} | {fmt_num(s['p99'])} | {fmt_num(s['p999'])} | "
+            f"{s['server_util'] * 100:.0f}% | {s['bench_util'] * 100:.0f}%{bench_flag} | "
+            f"{order} |")
+    return rows
+
+
+def memory_table(results):
+    rows = [
+        "| server | RSS before connecting | RSS with 10,000 idle subscribers | "
+        "bytes per subscriber | vs Redis |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    redis = results.get(("redis", "M"))
+    for server in SERVERS:
+        s = results.get((server, "M"))
+        if not s:
+            continue
+        rows.append(
+            f"| {SERVER_NAMES[server]} | {fmt_num(s['rss_before'])} KiB | {fmt_num(s['rss'])} KiB"
+            f" | {fmt_num(s['rss_sub'])} | "
+            f"{fmt_ratio(ratio(s['rss_sub'], redis and redis['rss_sub']))} |")
+    return rows
+
+
+def commands_block(cmds, scen):
+    """The exact commands of run 1 of each server in a scenario."""
+    out = []
+    for server in SERVERS:
+        c = cmds.get(f"{server}/{scen}/1")
+        if not c:
+            continue
+        out.append(f"# {SERVER_NAMES[server]}")
+        out.append(c["server_cmd"] + " &")
+        out.append(c["bench_cmd"])
+    if not out:
+        return []
+    return ["<details><summary>exact commands (run 1; port and PID differ per run)</summary>",
+            "", "```sh"] + out + ["```", "", "</details>"]
+
+
+def targets(results, ours="uring"):
+    """[(scenario, target text, measured text, pass?)] for ringcastd (ours) vs Redis."""
+    rows = []
+
+    def get(server, scen):
+        return results.get((server, scen))
+
+    def add(scen, text, value, ok, shown):
+        rows.append((scen, text, shown if value is not None else "n/a",
+                     None if value is None else ok(value)))
+
+    for scen, want in (("A", 2), ("B", 2), ("C", 3), ("E", 1.5)):
+        u, r = get(ours, scen), get("redis", scen)
+        if not (u and r):
+            continue
+        v = ratio(u["dps"], r["dps"])
+        add(scen, f"deliveries/s >= {want}x Redis", v, lambda x, w=want: x >= w, fmt_ratio(v))
+    for scen, want in (("A", 0.5), ("B", 0.5), ("D", 0.5), ("D1k", 0.85)):
+        u, r = get(ours, scen), get("redis", scen)
+        if not (u and r):
+            continue
+        v = ratio(u["ns"], r["ns"])
+        add(scen, f"CPU per delivery <= {want}x Redis", v, lambda x, w=want: x <= w,
+            fmt_ratio(v))
+    for scen in ("D", "D1k"):
+        u, r = get(ours, scen), get("redis", scen)
+        if not (u and r) or u["p99"] is None or r["p99"] is None:
+            continue
+        add(scen, "p99 latency <= Redis's", u["p99"], lambda x, rp=r["p99"]: x <= rp,
+            f"{u['p99']:,.0f} µs vs {r['p99']:,.0f} µs")
+    for scen in SCENARIOS:
+        u, r = get(ours, scen), get("redis", scen)
+        if scen == "M" or not (u and r):
+            continue
+        v = ratio(u["sys"], r["sys"])
+        add(scen, "syscalls per delivery <= 1/20 of Redis's", v, lambda x: x <= 0.05,
+            f"{v:.4f}x" if v is not None else "n/a")
+        bad = sum(u[f] for f in ("gaps", "dups", "reorders", "misrouted"))
+        add(scen, "zero gaps/dups/reorders/misrouted", bad, lambda x: x == 0,
+            f"{bad} (lost {u['lost']})")
+    u, r = get(ours, "M"), get("redis", "M")
+    if u and r:
+        v = ratio(u["rss_sub"], r["rss_sub"])
+        add("M", "RSS per idle subscriber <= 0.5x Redis", v, lambda x: x <= 0.5, fmt_ratio(v))
+    return rows
+
+
+def ceiling_tables(ceilings, results, cmds):
+    if not ceilings:
+        return []
+    rows = [
+        "| N connections | B bytes | K per socket per round | mode | deliveries/s | "
+        "sender CPU ns/delivery | syscalls/delivery |",
+        "|---:|---:|---:|---|---:|---:|---:|",
+    ]
+    by_cfg = {}
+    for c in ceilings:
+        by_cfg.setdefault((c["conns"], c["size"], c["batch"]), {}).setdefault(
+            c["mode"], []).append(c)
+    for (n, b, k), modes in sorted(by_cfg.items(), key=lambda x: (x[0][1], x[0][0], -x[0][2])):
+        for mode in ("write", "writev", "uring"):
+            cs = modes.get(mode)
+            if not cs:
+                continue
+            rows.append(
+                f"| {n:,} | {b:,} | {k} | {mode} | "
+                f"{fmt_num(statistics.median(c['deliveries_per_sec'] for c in cs))} | "
+                f"{fmt_num(statistics.median(c['cpu_ns_per_delivery'] for c in cs), 1)} | "
+                f"{fmt_sys(statistics.median(c['syscalls_per_delivery'] for c in cs))} |")
+    out = rows + [""]
+    # ringcastd's cost against the best ceiling mode of the matching shape.
+    cmp_rows = [
+        "| scenario | ringcastd uring CPU ns/delivery | cheapest ceiling (N, B, K, mode) | "
+        "ceiling ns/delivery | ratio |",
+        "|---|---:|---|---:|---:|",
+    ]
+    # Each scenario against the cheapest (K, mode) measured with its N and B, and against the
+    # io_uring mode at the batch size closest to what the server actually gets per socket.
+    shapes = {"A": (100, 128, 64), "B": (1000, 128, 64), "C": (1000, 128, 2),
+              "E": (100, 4096, 16)}
+    have = False
+    for scen, (n, b, k) in shapes.items():
+        u = results.get(("uring", scen))
+        cands = [(statistics.median(c["cpu_ns_per_delivery"] for c in cs), kk, m)
+                 for (nn, bb, kk), modes in by_cfg.items() if (nn, bb) == (n, b)
+                 for m, cs in modes.items()]
+        if scen == "C":
+            cands = [x for x in cands if x[1] == k]
+        if not u or not cands or u["ns"] is None:
+            continue
+        best = min(cands)
+        cmp_rows.append(f"| {scen} | {u['ns']:,.0f} | N={n}, B={b}, K={best[1]}, "
+                        f"{best[2]} | {best[0]:,.1f} | {u['ns'] / best[0]:.2f}x |")
+        have = True
+    if have:
+        out += cmp_rows + [""]
+    cl = [cmds[k]["bench_cmd"] for k in sorted(cmds) if k.startswith("ceiling/")]
+    if cl:
+        out += ["<details><summary>exact commands</summary>", "", "```sh"] + cl + \
+               ["```", "", "</details>", ""]
+    return out
+
+
+def chart(results, png, datfile):
+    """Two panels: deliveries/s and server CPU ns per delivery, per scenario and server."""
+    if not shutil.which("gnuplot"):
+        return False
+    scens = [s for s in ("A", "B", "C", "D", "D1k", "E") if any((v, s) in results
+                                                                for v in SERVERS)]
+    servers = [v for v in SERVERS if any((v, s) in results for s in scens)]
+    if not scens or not servers:
+        return False
+    with open(datfile, "w") as f:
+        f.write("# scenario " + " ".join(f"{v}_dps {v}_ns" for v in servers) + "\n")
+        for s in scens:
+            cells = []
+            for v in servers:
+                r = results.get((v, s))
+                cells.append(f"{(r['dps'] or 0) / 1e6:.4f}" if r and r["dps"] else "NaN")
+                cells.append(f"{r['ns']:.1f}" if r and r["ns"] else "NaN")
+            f.write(f"{s} " + " ".join(cells) + "\n")
+    colors = {"redis": "#d62728", "nats": "#2ca02c", "uring": "#1f77b4", "epoll": "#17becf",
+              "naive": "#9f9f9f", "uring-tick": "#9467bd"}
+
+    def plot_cmd(offset):
+        parts = []
+        for i, v in enumerate(servers):
+            col = 2 + 2 * i + offset
+            parts.append(f"'{datfile}' using {col}:xtic(1) title '{SERVER_NAMES[v]}' "
+                         f"lc rgb '{colors[v]}'")
+        return "plot " + ", \\\n     ".join(parts)
+
+    script = f"""
+set terminal pngcairo size 1200,900 font 'DejaVu Sans,11'
+set output '{png}'
+set lmargin at screen 0.08
+set rmargin at screen 0.74
+set multiplot layout 2,1 title \
+    'ringcast fan-out comparison (median of runs; server on CPU 0, bench on CPU 1)'
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.85 border -1
+set boxwidth 0.9
+set grid ytics
+set key outside right top vertical
+set ylabel 'million deliveries/s'
+set title 'Throughput (higher is better); D and D1k are fixed-rate'
+set logscale y
+set yrange [0.01:*]
+{plot_cmd(0)}
+unset key
+set title 'Server CPU per delivery (lower is better)'
+set ylabel 'ns per delivery'
+set yrange [10:*]
+{plot_cmd(1)}
+unset multiplot
+"""
+    r = subprocess.run(["gnuplot"], input=script, text=True, capture_output=True)
+    if r.returncode != 0:
+        sys.stderr.write(r.stderr)
+        return False
+    return True
+
+
+def build_section(path, make_chart=True):
+    metas, cmds, raw, ceilings = load(path)
+    results = {k: summarize(v) for k, v in raw.items()}
+    out = machine_section(metas, path) + [""]
+    stem = os.path.splitext(path)[0]
+    png = stem + ".png"
+    if make_chart and chart(results, png, stem + ".dat"):
+        out += [f"![deliveries/s and CPU per delivery]({os.path.relpath(png, ROOT)})", ""]
+    t = targets(results)
+    tick = {(x[0], x[1]): x for x in targets(results, "uring-tick")}
+
+    def met(ok):
+        return "n/a" if ok is None else ("yes" if ok else "**no**")
+
+    if t:
+        passed = sum(1 for x in t if x[3])
+        out += [f"### Targets: ringcastd (io_uring, default settings) against Redis, same run "
+                f"({passed} of {len(t)} met)", "",
+                "The last column is for information: the same check for `--tick-us 100`.", "",
+                "| scenario | target | measured | met? | with tick-us 100 |",
+                "|---|---|---|---|---|"]
+        for scen, text, shown, ok in t:
+            tk = tick.get((scen, text))
+            tk_text = f"{tk[2]} ({met(tk[3]).strip('*')})" if tk else "n/a"
+            out.append(f"| {scen} | {text} | {shown} | {met(ok)} | {tk_text} |")
+        out.append("")
+    for scen in SCENARIOS:
+        if not any((v, scen) in results for v in SERVERS):
+            continue
+        runs = max(results[(v, scen)]["runs"] for v in SERVERS if (v, scen) in results)
+        out += [f"### Scenario {scen}: {SCENARIO_TEXT[scen]} ({runs} run(s), medians)", ""]
+        if scen == "M":
+            out += memory_table(results)
+        else:
+            out += scenario_table(results, scen, results.get(("redis", scen)))
+        out += [""] + commands_block(cmds, scen) + [""]
+    if ceilings:
+        out += ["### Ceiling: the kernel's own cost of loopback fan-out (`ringcast-ceiling`)", ""]
+        out += ceiling_tables(ceilings, results, cmds)
+    out.append("Columns: *server CPU* is the server's CPU time over the window's wall time "
+               "(100% = its whole core); *bench sub-thread CPU* is the bench's subscriber "
+               "thread, and above 90% the bench rather than the server may set the pace "
+               "(marked bench-bound). Latency at max rate measures the server's backlog, "
+               "not its responsiveness: use D and D1k for latency.")
+    return "\n".join(out) + "\n"
+
+
+def main(argv):
+    md = os.path.join(ROOT, "BENCHMARKS.md")
+    path = None
+    make_chart = True
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "--md":
+            md = argv[i + 1]
+            i += 1
+        elif a == "--no-chart":
+            make_chart = False
+        elif a in ("-h", "--help"):
+            print(__doc__)
+            return 0
+        else:
+            path = a
+        i += 1
+    if path is None:
+        rdir = os.path.join(ROOT, "bench", "results")
+        files = [os.path.join(rdir, f) for f in os.listdir(rdir) if f.endswith(".jsonl")] \
+            if os.path.isdir(rdir) else []
+        if not files:
+            sys.stderr.write("report.py: no bench/results/*.jsonl; run bench/run.sh first\n")
+            return 1
+        path = max(files, key=os.path.getmtime)
+    path = os.path.abspath(path)
+    section = build_section(path, make_chart)
+    text = open(md).read() if os.path.exists(md) else \
+        "# Benchmarks\n\n" + BEGIN + "\n" + END + "\n"
+    if BEGIN not in text or END not in text:
+        text = text.rstrip("\n") + "\n\n" + BEGIN + "\n" + END + "\n"
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    with open(md, "w") as f:
+        f.write(head + BEGIN + "\n" + section + END + tail)
+    print(f"report.py: wrote {os.path.relpath(md)} from {os.path.relpath(path)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
