@@ -621,20 +621,49 @@ static bool hold_output(struct rc_server *s, struct uring_state *u, int64_t *wai
     return true;
 }
 
+static void flush_one(struct rc_server *s, struct uring_state *u, struct rc_conn *c)
+{
+    struct uslot *sl = c->be;
+
+    if (!sl || sl->c != c || sl->state != SLOT_LIVE)
+        return;
+    if (rc_conn_should_close(c))
+        teardown(s, u, c->slot,
+                 c->flags & RC_CONN_CLOSE_ASAP ? "closed by server" : "closed after reply");
+    else if (!c->send_busy && rc_queue_pending(&c->out))
+        start_send(s, u, sl);
+}
+
 static void flush_dirty(struct rc_server *s, struct uring_state *u)
 {
     struct rc_conn *c;
 
     u->dirty_since_us = 0;
-    while ((c = rc_server_pop_dirty(s))) {
-        struct uslot *sl = c->be;
-        if (!sl || sl->c != c || sl->state != SLOT_LIVE)
+    while ((c = rc_server_pop_dirty(s)))
+        flush_one(s, u, c);
+}
+
+static bool subscribed(const struct rc_conn *c)
+{
+    return (c->channels && rc_dict_size(c->channels)) ||
+           (c->patterns && rc_dict_size(c->patterns)) ||
+           (c->shard_channels && rc_dict_size(c->shard_channels));
+}
+
+/* While the tick window holds subscribers' output, connections that are
+ * not subscribed (publishers, command clients) are answered at once: their
+ * replies are what lets a pipelining publisher go on, and holding them
+ * would slow the feed instead of growing the subscribers' batches. */
+static void flush_unsubscribed(struct rc_server *s, struct uring_state *u)
+{
+    struct rc_conn *c = s->dirty_head, *next;
+
+    for (; c; c = next) {
+        next = c->dnext;
+        if (subscribed(c) && !rc_conn_should_close(c))
             continue;
-        if (rc_conn_should_close(c))
-            teardown(s, u, c->slot,
-                     c->flags & RC_CONN_CLOSE_ASAP ? "closed by server" : "closed after reply");
-        else if (!c->send_busy && rc_queue_pending(&c->out))
-            start_send(s, u, sl);
+        rc_server_unmark_dirty(s, c);
+        flush_one(s, u, c);
     }
 }
 
@@ -672,6 +701,8 @@ static void uring_poll(struct rc_server *s, int timeout_ms)
     arm_watches(s, u, &wait_ns);
     if (!hold_output(s, u, &wait_ns))
         flush_dirty(s, u);
+    else
+        flush_unsubscribed(s, u);
     /* (2) One system call submits it all and waits. */
     ret = enter(s, u, wait_ns);
     if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY)

@@ -521,6 +521,11 @@ static void dirty_remove(struct rc_server *s, struct rc_conn *c)
     c->flags &= ~RC_CONN_DIRTY;
 }
 
+void rc_server_unmark_dirty(struct rc_server *s, struct rc_conn *c)
+{
+    dirty_remove(s, c);
+}
+
 struct rc_conn *rc_server_pop_dirty(struct rc_server *s)
 {
     struct rc_conn *c = s->dirty_head;

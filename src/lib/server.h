@@ -179,6 +179,8 @@ void rc_conn_unlink(struct rc_server *s, struct rc_conn *c, const char *reason);
 void rc_conn_free(struct rc_server *s, struct rc_conn *c);
 /* Pops the next connection from the dirty list, or NULL. */
 struct rc_conn *rc_server_pop_dirty(struct rc_server *s);
+/* Takes c off the dirty list (no-op when it is not on it). */
+void rc_server_unmark_dirty(struct rc_server *s, struct rc_conn *c);
 /* True when a backend should tear c down now. */
 static inline bool rc_conn_should_close(const struct rc_conn *c)
 {
