@@ -161,8 +161,8 @@ start_server() {
             --maxclients "$MAXCLIENTS" --logfile "$TMP/server.log")
         ;;
     uring-tick)
-        # io_uring with output held up to 100 us to batch sends.
-        SERVER_CMD=("$RCD" --port "$port" --io uring --tick-us 100
+        # io_uring with subscribers' output held up to 500 us to batch sends.
+        SERVER_CMD=("$RCD" --port "$port" --io uring --tick-us 500
             --client-output-buffer-limit 'normal 0 0 0 pubsub 0 0 0'
             --maxclients "$MAXCLIENTS" --logfile "$TMP/server.log")
         ;;

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# tick-sweep.sh -- the accumulation window's trade-off, measured.
+#
+# Runs scenarios A, C, D, D1k and E (see BENCHMARKS.md) against redis-server
+# and ringcastd --io uring with --tick-us 0, 100, 500 and 1000, one fresh
+# server per run (CPU 0) and ringcast-bench on CPU 1, and prints one table
+# row per run: deliveries/s, server CPU ns per delivery, p50/p99 latency.
+# Raw RESULT lines go to bench/results/<date>-<HHMM>-tick.jsonl.
+#
+# Usage: bench/tick-sweep.sh [--build DIR] [--duration S] [--ticks "0 100 500 1000"]
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD="$ROOT/build-release"
+DURATION=4
+TICKS="0 100 500 1000"
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --build) BUILD=$2; shift 2 ;;
+    --duration) DURATION=$2; shift 2 ;;
+    --ticks) TICKS=$2; shift 2 ;;
+    *) echo "usage: $0 [--build DIR] [--duration S] [--ticks LIST]" >&2; exit 2 ;;
+    esac
+done
+[ -f "$BUILD/CMakeCache.txt" ] || cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build "$BUILD" -j2 --target ringcastd ringcast-bench >/dev/null
+OUT="$ROOT/bench/results/$(date +%Y-%m-%d-%H%M)-tick.jsonl"
+PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+
+declare -A SCEN=(
+    [A]="--subs 100 --channels 1 --pubs 1 --size 128 --pipeline 64"
+    [C]="--subs 1000 --channels 100 --pubs 4 --size 128 --pipeline 64"
+    [D]="--subs 100 --channels 1 --pubs 1 --size 128 --rate 20000"
+    [D1k]="--subs 100 --channels 1 --pubs 1 --size 128 --rate 1000"
+    [E]="--subs 100 --channels 1 --pubs 1 --size 4096 --pipeline 64"
+)
+
+run() { # label, server command...
+    local label=$1; shift
+    taskset -c 0 "$@" >/dev/null 2>&1 &
+    local pid=$!
+    for _ in $(seq 50); do
+        (exec 3<>/dev/tcp/127.0.0.1/"$PORT") 2>/dev/null && break
+        sleep 0.1
+    done
+    # shellcheck disable=SC2086
+    line=$(taskset -c 1 "$BUILD/ringcast-bench" --port "$PORT" $BENCH --duration "$DURATION" \
+        --warmup 1 --server-pid "$pid" --json-only --label "$label" | grep '^RESULT')
+    kill "$pid"; wait "$pid" 2>/dev/null || true
+    echo "$line" >>"$OUT"
+    echo "${line#RESULT }" | /usr/bin/python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+sc, server = d["label"].split("/", 1)
+print("| %s | %s | %.2f M/s | %d | %.0f | %.0f |" % (sc, server,
+      d["deliveries_per_sec"] / 1e6, round(d["cpu_s_per_million"] * 1000),
+      d["lat_p50_us"], d["lat_p99_us"]))'
+}
+
+echo "results: $OUT (load $(cut -d' ' -f1-3 /proc/loadavg))"
+echo "| scenario | server | deliveries/s | server CPU ns/delivery | p50 µs | p99 µs |"
+echo "|---|---|---:|---:|---:|---:|"
+for sc in A C D D1k E; do
+    BENCH=${SCEN[$sc]}
+    run "$sc/redis" redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no \
+        --client-output-buffer-limit 'pubsub 0 0 0'
+    for t in $TICKS; do
+        run "$sc/uring tick-us $t" "$BUILD/ringcastd" --port "$PORT" --io uring --tick-us "$t" \
+            --client-output-buffer-limit 'normal 0 0 0 pubsub 0 0 0'
+    done
+done
