@@ -116,8 +116,8 @@ static void section_fanout(struct rc_server *s, struct rc_buf *b)
                    s->be ? s->be->name : "none", (unsigned long long)st->messages_published,
                    (unsigned long long)st->deliveries, (unsigned long long)st->bytes_out,
                    (unsigned long long)st->sends, (unsigned long long)st->sends_zc,
-                   (unsigned long long)st->obuf_disconnects,
-                   (unsigned long long)rc_slab_bytes, (unsigned long long)sys);
+                   (unsigned long long)st->obuf_disconnects, (unsigned long long)rc_slab_bytes,
+                   (unsigned long long)sys);
     for (int i = 0; i < RC_SYS__COUNT; i++)
         rc_buf_appendf(b, "sys_%s:%llu\r\n", rc_sys_names[i], (unsigned long long)st->sys[i]);
     rc_buf_appendf(b,
