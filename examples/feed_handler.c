@@ -180,8 +180,8 @@ int main(int argc, char **argv)
     unsigned started = 0;
     for (; started < nthreads; started++) {
         /* The worker index travels in the pointer argument. */
-        if (pthread_create(&th[started], NULL, worker, (void *)(uintptr_t)started) !=
-            0) /* NOLINT(performance-no-int-to-ptr) */
+        void *arg = (void *)(uintptr_t)started; /* NOLINT(performance-no-int-to-ptr) */
+        if (pthread_create(&th[started], NULL, worker, arg) != 0)
             break;
     }
     if (started < nthreads) {
