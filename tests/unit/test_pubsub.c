@@ -21,45 +21,7 @@
 #include "cmd.h"
 #include "server.h"
 
-struct fixture {
-    struct rc_server *s;
-    int peers[8];
-    int n;
-};
-
-static int setup(void **state)
-{
-    struct fixture *f = calloc(1, sizeof(*f));
-    struct rc_config cfg;
-    rc_config_init(&cfg);
-    f->s = rc_server_new(&cfg);
-    rc_config_free(&cfg);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fixture *f = *state;
-    rc_server_free(f->s);
-    for (int i = 0; i < f->n; i++)
-        close(f->peers[i]);
-    free(f);
-    return 0;
-}
-
-static struct rc_conn *client(struct fixture *f)
-{
-    int sv[2];
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-    f->peers[f->n++] = sv[1];
-    return rc_conn_accepted(f->s, sv[0]);
-}
-
-static void send_cmd(struct fixture *f, struct rc_conn *c, const char *text)
-{
-    rc_conn_input(f->s, c, text, strlen(text));
-}
+#include "engine_fixture.h"
 
 /* Takes everything queued for c as one string (the caller frees it). */
 static char *drain(struct rc_conn *c)
