@@ -204,7 +204,11 @@ def test_quit_while_messages_flow():
 
 
 def test_never_reading_client_dropped_by_normal_limit():
-    flags = ["--client-output-buffer-limit", "normal 1mb 0 0"]
+    # A 64 KiB kernel send buffer keeps the backlog in the server's queue,
+    # where the limit sees it; with autotuning the kernel alone could absorb
+    # up to tcp_wmem's 4 MiB, and a slow (sanitizer) build might stay below
+    # the limit. (redis-server has no so-sndbuf; rchelper drops it there.)
+    flags = ["--client-output-buffer-limit", "normal 1mb 0 0", "--so-sndbuf", "65536"]
     with rchelper.Server(flags=flags) as srv:
         base = rchelper.baseline(srv)
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
