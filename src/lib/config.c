@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "glob.h"
+#include "resp.h"
 #include "udp.h"
 
 #define MAX_LINE (64 * 1024)        /* longest config line accepted */
@@ -714,106 +715,55 @@ static const struct setting *lookup(const char *name)
     return NULL;
 }
 
-/* ---- Word splitting (sdssplitargs semantics) ---- */
+/* ---- Word splitting (sdssplitargs semantics, shared with inline requests) ---- */
 
-static int hexval(int ch)
+struct split_ctx {
+    const char *out; /* the words, back to back, as rc_resp_splitargs wrote them */
+    char *arena;     /* where the NUL-terminated copies go */
+    char **words;
+    int n, cap;
+    bool nul;
+};
+
+static void add_word(void *arg, size_t off, size_t len)
 {
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
+    struct split_ctx *x = arg;
+    char *w = x->arena;
+
+    memcpy(w, x->out + off, len);
+    w[len] = '\0';
+    x->arena += len + 1;
+    x->nul |= memchr(w, '\0', len) != NULL;
+    if (x->n == x->cap) {
+        x->cap = x->cap ? x->cap * 2 : 8;
+        x->words = rc_xrealloc(x->words, sizeof(char *) * (size_t)x->cap);
+    }
+    x->words[x->n++] = w;
 }
 
 /* Splits the NUL-terminated line into words written to arena (at least
  * 2 * strlen(line) + 2 bytes: a word never grows and each adds one NUL).
  * Returns the number of words or -EINVAL with err set. *words is
  * rc_xrealloc'ed; the caller frees it. */
+/* NOLINTNEXTLINE(readability-non-const-parameter): add_word writes through it */
 static int split_words(const char *p, char *arena, char ***words, char *err, size_t errlen)
 {
-    int n = 0, cap = 0;
+    size_t len = strlen(p);
+    char *out = rc_xmalloc(len + 1);
+    struct split_ctx x = {.out = out, .arena = arena, .words = *words};
+    int r = rc_resp_splitargs(p, len, out, add_word, &x);
 
-    for (;;) {
-        while (*p && isspace((unsigned char)*p))
-            p++;
-        if (!*p)
-            return n;
-
-        char *w = arena;
-        bool nul = false;
-        int q = 0; /* 0, '"' or '\'' */
-
-        for (;;) {
-            if (q == '"') {
-                if (p[0] == '\\' && p[1] == 'x' && hexval((unsigned char)p[2]) >= 0 &&
-                    hexval((unsigned char)p[3]) >= 0) {
-                    char b = (char)(hexval((unsigned char)p[2]) * 16 + hexval((unsigned char)p[3]));
-                    nul |= b == '\0';
-                    *arena++ = b;
-                    p += 3;
-                } else if (p[0] == '\\' && p[1]) {
-                    p++;
-                    switch (*p) {
-                    case 'n': *arena++ = '\n'; break;
-                    case 'r': *arena++ = '\r'; break;
-                    case 't': *arena++ = '\t'; break;
-                    case 'b': *arena++ = '\b'; break;
-                    case 'a': *arena++ = '\a'; break;
-                    default: *arena++ = *p; break;
-                    }
-                } else if (*p == '"') {
-                    /* A closing quote must end the word. */
-                    if (p[1] && !isspace((unsigned char)p[1]))
-                        goto unbalanced;
-                    p++;
-                    break;
-                } else if (!*p) {
-                    goto unbalanced;
-                } else {
-                    *arena++ = *p;
-                }
-            } else if (q == '\'') {
-                if (p[0] == '\\' && p[1] == '\'') {
-                    p++;
-                    *arena++ = '\'';
-                } else if (*p == '\'') {
-                    if (p[1] && !isspace((unsigned char)p[1]))
-                        goto unbalanced;
-                    p++;
-                    break;
-                } else if (!*p) {
-                    goto unbalanced;
-                } else {
-                    *arena++ = *p;
-                }
-            } else {
-                if (!*p || isspace((unsigned char)*p))
-                    break;
-                if (*p == '"' || *p == '\'')
-                    q = (unsigned char)*p;
-                else
-                    *arena++ = *p;
-            }
-            if (*p)
-                p++;
-        }
-        *arena++ = '\0';
-        if (nul) {
-            seterr(err, errlen, "NUL byte (\\x00) in an argument");
-            return -EINVAL;
-        }
-        if (n == cap) {
-            cap = cap ? cap * 2 : 8;
-            *words = rc_xrealloc(*words, sizeof(char *) * (size_t)cap);
-        }
-        (*words)[n++] = w;
-        continue;
-    unbalanced:
+    free(out);
+    *words = x.words;
+    if (x.nul) {
+        seterr(err, errlen, "NUL byte (\\x00) in an argument");
+        return -EINVAL;
+    }
+    if (r < 0) {
         seterr(err, errlen, "Unbalanced quotes in configuration line");
         return -EINVAL;
     }
+    return x.n;
 }
 
 /* ---- API ---- */

@@ -200,18 +200,11 @@ static int hex_val(char c)
     return -1;
 }
 
-/* Splits line[0..n) into arguments in p->scratch. The line holds no NUL, so
- * "index n" plays the part of sdssplitargs's terminating NUL. Returns false
- * on unbalanced quotes. */
-static bool split_inline(struct rc_resp_parser *p, const char *line, size_t n)
+int rc_resp_splitargs(const char *line, size_t n, char *out,
+                      void (*word)(void *arg, size_t off, size_t len), void *arg)
 {
-    char *out;
     size_t i = 0, o = 0;
     int argc = 0;
-
-    p->scratch.len = 0;
-    rc_buf_reserve(&p->scratch, n + 1);
-    out = p->scratch.p;
 
 #define CH(k) ((k) < n ? line[k] : '\0')
     for (;;) {
@@ -244,11 +237,11 @@ static bool split_inline(struct rc_resp_parser *p, const char *line, size_t n)
                 } else if (c == '"') {
                     /* The closing quote must be followed by a space or the end. */
                     if (CH(i + 1) != '\0' && !is_space(CH(i + 1)))
-                        return false;
+                        return -EINVAL;
                     done = true;
                     i++;
                 } else if (c == '\0') {
-                    return false;
+                    return -EINVAL;
                 } else {
                     out[o++] = c;
                     i++;
@@ -259,11 +252,11 @@ static bool split_inline(struct rc_resp_parser *p, const char *line, size_t n)
                     i += 2;
                 } else if (c == '\'') {
                     if (CH(i + 1) != '\0' && !is_space(CH(i + 1)))
-                        return false;
+                        return -EINVAL;
                     done = true;
                     i++;
                 } else if (c == '\0') {
-                    return false;
+                    return -EINVAL;
                 } else {
                     out[o++] = c;
                     i++;
@@ -293,16 +286,37 @@ static bool split_inline(struct rc_resp_parser *p, const char *line, size_t n)
                 }
             }
         }
-        need_arg(p, argc);
-        p->argoff[argc] = off;
-        p->argvlen[argc] = o - off;
+        word(arg, off, o - off);
         argc++;
     }
 #undef CH
-    p->scratch.len = o;
-    for (int k = 0; k < argc; k++)
+    return argc;
+}
+
+static void inline_word(void *arg, size_t off, size_t len)
+{
+    struct rc_resp_parser *p = arg;
+    need_arg(p, p->argc);
+    p->argoff[p->argc] = off;
+    p->argvlen[p->argc] = len;
+    p->argc++;
+}
+
+/* Splits line[0..n) into arguments in p->scratch. Returns false on
+ * unbalanced quotes. */
+static bool split_inline(struct rc_resp_parser *p, const char *line, size_t n)
+{
+    p->argc = 0;
+    p->scratch.len = 0;
+    rc_buf_reserve(&p->scratch, n + 1);
+    if (rc_resp_splitargs(line, n, p->scratch.p, inline_word, p) < 0) {
+        p->argc = 0;
+        return false;
+    }
+    if (p->argc)
+        p->scratch.len = p->argoff[p->argc - 1] + p->argvlen[p->argc - 1];
+    for (int k = 0; k < p->argc; k++)
         p->argv[k] = p->scratch.p + p->argoff[k];
-    p->argc = argc;
     return true;
 }
 

@@ -60,6 +60,16 @@ void rc_resp_parser_free(struct rc_resp_parser *p);
  *   with the error and closes the connection, as Redis does. */
 int rc_resp_parse(struct rc_resp_parser *p, const char *buf, size_t len, size_t *consumed);
 
+/* Splits line[0..n) into words exactly as Redis's sdssplitargs() does (used
+ * for inline requests and for config lines): whitespace-separated, "double
+ * quotes" with \n \r \t \b \a \xHH escapes, 'single quotes' with \', a
+ * closing quote that must end the word. The words are written back to back
+ * to out (at least n bytes) and reported in order through word(arg, offset
+ * in out, length). Returns the number of words, or -EINVAL on unbalanced
+ * quotes. */
+int rc_resp_splitargs(const char *line, size_t n, char *out,
+                      void (*word)(void *arg, size_t off, size_t len), void *arg);
+
 /* ---- Reply encoders (proto is 2 or 3) ---- */
 
 void rc_resp_simple(struct rc_buf *b, const char *s); /* +s */
