@@ -9,6 +9,7 @@
  * SPDX-License-Identifier: BSD-3-Clause
  */
 #include <errno.h>
+#include <malloc.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -59,6 +60,19 @@ static void usage(FILE *f)
 static bool is_flag(const char *a)
 {
     return a[0] == '-' && a[1] == '-' && a[2];
+}
+
+/* Frames above a quarter slab get a slab of their own, freed when the last
+ * send completes. With glibc's default dynamic thresholds a stream of
+ * 100 KB messages made it shrink and regrow the heap with brk on nearly
+ * every message (27% of the uring backend's CPU in BENCHMARKS.md, "Problems
+ * found"): keep freed memory up to a bound and serve large blocks from it.
+ * This is ringcastd's choice for its own process; the library never touches
+ * a host program's allocator. */
+static void tune_malloc(void)
+{
+    mallopt(M_MMAP_THRESHOLD, 4 * 1024 * 1024);
+    mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
 }
 
 int main(int argc, char **argv)
@@ -130,18 +144,20 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
 
+    tune_malloc();
     the_server = rc_server_new(&cfg);
     the_server->config_file = config_path;
     the_server->executable = realpath("/proc/self/exe", NULL);
     rc_config_free(&cfg);
-    rc_log(RC_LOG_NOTICE, "ringcastd %s starting, pid=%d", RINGCAST_VERSION_STRING, (int)getpid());
+    rc_log(&the_server->log, RC_LOG_NOTICE, "ringcastd %s starting, pid=%d",
+           RINGCAST_VERSION_STRING, (int)getpid());
     if (rc_server_start(the_server) < 0) {
         rc_server_free(the_server);
         return 1;
     }
-    rc_log(RC_LOG_NOTICE, "Listening on %s port %d, io backend %s", the_server->cfg.bind[0],
-           the_server->port, the_server->be->name);
-    rc_log(RC_LOG_NOTICE, "Ready to accept connections");
+    rc_log(&the_server->log, RC_LOG_NOTICE, "Listening on %s port %d, io backend %s",
+           the_server->cfg.bind[0], the_server->port, the_server->io.be->name);
+    rc_log(&the_server->log, RC_LOG_NOTICE, "Ready to accept connections");
     rc = rc_server_run(the_server);
     rc_server_free(the_server);
     the_server = NULL;

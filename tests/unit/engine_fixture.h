@@ -1,9 +1,9 @@
-/* engine_fixture.h -- a server with no backend, for engine-level unit tests.
+/* engine_fixture.h -- a server with no backend, for server-level unit tests without I/O.
  *
  * Connections are one end of socketpairs that no backend ever reads:
  * requests go in through rc_conn_input() and each test reads back what a
  * client would receive from its queue. Included by the test files that
- * drive the engine (test_pubsub.c, test_mdata.c); include cmocka first.
+ * drive the server without I/O (test_cmd_pubsub.c, test_mdata.c); include cmocka first.
  *
  * SPDX-License-Identifier: BSD-3-Clause
  */

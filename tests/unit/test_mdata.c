@@ -1,8 +1,8 @@
 /* test_mdata.c -- the market-data extensions (mdata.c), driven without any I/O.
  *
- * As in test_pubsub.c, clients sit on one end of socketpairs that no backend
+ * As in test_cmd_pubsub.c, clients sit on one end of socketpairs that no backend
  * reads: requests go in through rc_conn_input(), and what a client would
- * receive is read back from its queue, consuming it with rc_conn_sent() as
+ * receive is read back from its queue, consuming it with the host's sent op as
  * a backend would (which is what ends a conflation episode). Covered: rule
  * parsing, the last-value snapshot on SUBSCRIBE (RESP2, RESP3, seq mode),
  * sequence frames and RC.RESUME within and beyond the history, conflation
@@ -36,10 +36,10 @@ static void set(struct fixture *f, const char *name, const char *value)
     int r = rc_config_set(&f->s->cfg, 2, argv, err, sizeof(err));
     if (r)
         fail_msg("config %s %s: %s", name, value, err);
-    rc_mdata_reconfigure(f->s);
+    rc_mdata_reconfigure(f->s->eng);
 }
 
-/* Takes everything queued for c, as a backend would (rc_conn_sent), as one
+/* Takes everything queued for c, as a backend would (the host's sent op), as one
  * string; the caller frees it. Bounded: a queue refilled by the drain hook is
  * read again, at most 8 rounds. */
 static char *drain(struct fixture *f, struct rc_conn *c)
@@ -48,8 +48,8 @@ static char *drain(struct fixture *f, struct rc_conn *c)
     size_t bytes, len = 0, cap = 1;
     char *out = malloc(cap);
 
-    for (int round = 0; round < 8 && !rc_queue_empty(&c->out); round++) {
-        int n = rc_queue_iov(&c->out, iov, 64, SIZE_MAX, &bytes);
+    for (int round = 0; round < 8 && !rc_queue_empty(&c->io.out); round++) {
+        int n = rc_queue_iov(&c->io.out, iov, 64, SIZE_MAX, &bytes);
         char *grown = realloc(out, cap += bytes);
         assert_non_null(grown);
         out = grown;
@@ -57,7 +57,7 @@ static char *drain(struct fixture *f, struct rc_conn *c)
             memcpy(out + len, iov[i].iov_base, iov[i].iov_len);
             len += iov[i].iov_len;
         }
-        rc_conn_sent(f->s, c, bytes);
+        f->s->io.host->sent(&f->s->io, &c->io, bytes);
     }
     out[len] = '\0';
     return out;
@@ -72,7 +72,7 @@ static void expect(struct fixture *f, struct rc_conn *c, const char *want)
 
 static void publish(struct fixture *f, const char *chan, const char *msg)
 {
-    rc_pubsub_publish(f->s, false, chan, strlen(chan), msg, strlen(msg));
+    rc_engine_publish(f->s->eng, false, chan, strlen(chan), msg, strlen(msg));
 }
 
 #define SUB_QA    "*2\r\n$9\r\nSUBSCRIBE\r\n$3\r\nq.a\r\n"
@@ -87,25 +87,25 @@ static void test_rule_parsing(void **state)
     char err[256] = "";
 
     set(f, "mdata-rule", "q.* last ttl=5 history=10 policy=conflate ; r.* rate=4");
-    assert_int_equal(cfg->nmdata_rules, 2);
-    assert_true(cfg->mdata_rules[0].last);
-    assert_true(cfg->mdata_rules[0].seq); /* implied by history */
-    assert_int_equal(cfg->mdata_rules[0].ttl_ms, 5000);
-    assert_int_equal(cfg->mdata_rules[0].history, 10);
-    assert_int_equal(cfg->mdata_rules[0].policy, RC_MD_CONFLATE);
-    assert_int_equal(cfg->mdata_rules[1].rate, 4);
+    assert_int_equal(cfg->md.nrules, 2);
+    assert_true(cfg->md.rules[0].last);
+    assert_true(cfg->md.rules[0].seq); /* implied by history */
+    assert_int_equal(cfg->md.rules[0].ttl_ms, 5000);
+    assert_int_equal(cfg->md.rules[0].history, 10);
+    assert_int_equal(cfg->md.rules[0].policy, RC_MD_CONFLATE);
+    assert_int_equal(cfg->md.rules[1].rate, 4);
     /* Same pattern replaces, "off" removes, a refused rule changes nothing. */
     set(f, "mdata-rule", "r.* policy=drop");
-    assert_int_equal(cfg->nmdata_rules, 2);
-    assert_int_equal(cfg->mdata_rules[1].policy, RC_MD_DROP);
-    assert_int_equal(cfg->mdata_rules[1].rate, 0);
+    assert_int_equal(cfg->md.nrules, 2);
+    assert_int_equal(cfg->md.rules[1].policy, RC_MD_DROP);
+    assert_int_equal(cfg->md.rules[1].rate, 0);
     assert_int_equal(rc_config_set(cfg, 2, bad, err, sizeof(err)), -EINVAL);
     assert_non_null(strstr(err, "frobnicate"));
-    assert_int_equal(cfg->nmdata_rules, 2);
+    assert_int_equal(cfg->md.nrules, 2);
     set(f, "mdata-rule", "r.* off");
-    assert_int_equal(cfg->nmdata_rules, 1);
+    assert_int_equal(cfg->md.nrules, 1);
     set(f, "mdata-rule", "");
-    assert_int_equal(cfg->nmdata_rules, 0);
+    assert_int_equal(cfg->md.nrules, 0);
 }
 
 static void test_helpers(void **state)
@@ -153,8 +153,8 @@ static void test_snapshot_then_stream(void **state)
            ">3\r\n$7\r\nmessage\r\n$3\r\nq.a\r\n$2\r\nv3\r\n");
     send_cmd(f, other, "SUBSCRIBE x.a\r\n");
     expect(f, other, "*3\r\n$9\r\nsubscribe\r\n$3\r\nx.a\r\n:1\r\n");
-    assert_int_equal(rc_mdata_stats(f->s)->last_values, 1);
-    assert_int_equal(rc_mdata_stats(f->s)->snapshots, 2);
+    assert_int_equal(rc_mdata_stats(f->s->eng)->last_values, 1);
+    assert_int_equal(rc_mdata_stats(f->s->eng)->snapshots, 2);
     /* RC.LAST / RC.DEL. */
     send_cmd(f, other, "RESET\r\nRC.LAST q.a\r\nRC.DEL q.a q.zz\r\nRC.LAST q.a\r\n");
     expect(f, other, "+RESET\r\n$2\r\nv3\r\n:1\r\n$-1\r\n");
@@ -206,8 +206,8 @@ static void test_sequence_and_resume(void **state)
     struct rc_conn *plain = client(f);
     send_cmd(f, plain, SUB_QA);
     expect(f, plain, CONF_QA MSG_QA("v5"));
-    assert_int_equal(rc_mdata_stats(f->s)->replayed, 2);
-    assert_int_equal(rc_mdata_stats(f->s)->resyncs, 1);
+    assert_int_equal(rc_mdata_stats(f->s->eng)->replayed, 2);
+    assert_int_equal(rc_mdata_stats(f->s->eng)->resyncs, 1);
 }
 
 /* Publishes n messages "m<i>" without the subscriber reading. */
@@ -243,10 +243,10 @@ static void test_conflation_with_notice(void **state)
             expect(f, fast, want);
         }
     }
-    assert_null(fast->md);
+    assert_null(fast->sink.md);
     /* The slow one: its queue stopped growing past the soft bound. */
-    assert_true(slow->out.bytes < 400);
-    assert_non_null(slow->md);
+    assert_true(slow->io.out.bytes < 400);
+    assert_non_null(slow->sink.md);
     got = drain(f, slow);
     /* The notice, then the newest of each channel, after what was queued. */
     const char *notice = strstr(got, "$19\r\n" RC_MDATA_NOTICE_CHANNEL "\r\n$");
@@ -260,8 +260,8 @@ static void test_conflation_with_notice(void **state)
     assert_true(qa < qb); /* q.a fell behind first */
     assert_null(strstr(got, "$3\r\nm48\r\n"));
     free(got);
-    assert_true(rc_mdata_stats(f->s)->conflated > 90);
-    assert_int_equal(rc_mdata_stats(f->s)->slow_events, 1);
+    assert_true(rc_mdata_stats(f->s->eng)->conflated > 90);
+    assert_int_equal(rc_mdata_stats(f->s->eng)->slow_events, 1);
     /* Episode over: the next message goes straight to the queue. */
     publish(f, "q.a", "nx");
     expect(f, slow, MSG_QA("nx"));
@@ -288,7 +288,7 @@ static void test_drop_policy(void **state)
     assert_non_null(strstr(got, "conflated=0 dropped="));
     assert_null(strstr(got, "$3\r\nm19\r\n")); /* dropped, not conflated */
     free(got);
-    assert_true(rc_mdata_stats(f->s)->dropped >= 15);
+    assert_true(rc_mdata_stats(f->s->eng)->dropped >= 15);
 }
 
 static void test_rate_cap(void **state)
@@ -303,10 +303,10 @@ static void test_rate_cap(void **state)
     publish(f, "q.a", "a2");
     publish(f, "q.a", "a3");
     expect(f, c, MSG_QA("a1")); /* a2 and a3 wait; a3 replaced a2 */
-    assert_int_equal(rc_mdata_stats(f->s)->rate_limited, 1);
-    rc_mdata_cron(f->s, rc_now_ms() + 100);
+    assert_int_equal(rc_mdata_stats(f->s->eng)->rate_limited, 1);
+    rc_engine_cron(f->s->eng, rc_now_ms() + 100);
     expect(f, c, "");
-    rc_mdata_cron(f->s, rc_now_ms() + 300);
+    rc_engine_cron(f->s->eng, rc_now_ms() + 300);
     expect(f, c, MSG_QA("a3"));
 }
 
@@ -321,8 +321,8 @@ static void test_channel_bound(void **state)
     publish(f, "q.b", "v2");
     publish(f, "q.a", "v3"); /* q.a is now the most recent */
     publish(f, "q.c", "v4"); /* evicts q.b */
-    assert_int_equal(rc_mdata_stats(f->s)->channels, 2);
-    assert_int_equal(rc_mdata_stats(f->s)->evictions, 1);
+    assert_int_equal(rc_mdata_stats(f->s->eng)->channels, 2);
+    assert_int_equal(rc_mdata_stats(f->s->eng)->evictions, 1);
     send_cmd(f, c, "RC.LAST q.b\r\nRC.LAST q.a\r\nRC.LASTP q.* COUNT 5\r\n");
     expect(f, c, "$-1\r\n$2\r\nv3\r\n*4\r\n$3\r\nq.c\r\n$2\r\nv4\r\n$3\r\nq.a\r\n$2\r\nv3\r\n");
 }

@@ -17,14 +17,17 @@
 #include "msg.h"
 #include "queue.h"
 
+/* The tests share one pool, as one engine's slabs do. */
+static struct rc_slab_pool pool;
+
 static void test_arena_sequential(void **state)
 {
     struct rc_arena a;
     struct rc_slab *s1, *s2;
     uint32_t o1, o2;
-    uint64_t live = rc_slabs_live;
+    uint64_t live = pool.live;
 
-    rc_arena_init(&a);
+    rc_arena_init(&a, &pool);
     char *p1 = rc_arena_copy(&a, "hello", 5, &s1, &o1);
     char *p2 = rc_arena_copy(&a, "world", 5, &s2, &o2);
     assert_ptr_equal(s1, s2);
@@ -32,9 +35,9 @@ static void test_arena_sequential(void **state)
     assert_ptr_equal(p1 + 5, p2);
     assert_memory_equal(s1->data, "helloworld", 10);
     assert_int_equal(s1->refs, 1); /* only the arena */
-    assert_int_equal(rc_slabs_live, live + 1);
+    assert_int_equal(pool.live, live + 1);
     rc_arena_free(&a);
-    assert_int_equal(rc_slabs_live, live);
+    assert_int_equal(pool.live, live);
 }
 
 static void test_slab_outlives_arena_while_queued(void **state)
@@ -43,18 +46,18 @@ static void test_slab_outlives_arena_while_queued(void **state)
     struct rc_queue q;
     struct rc_slab *s;
     uint32_t off;
-    uint64_t live = rc_slabs_live;
+    uint64_t live = pool.live;
 
-    rc_arena_init(&a);
+    rc_arena_init(&a, &pool);
     rc_queue_init(&q, true);
     rc_arena_copy(&a, "abc", 3, &s, &off);
     rc_queue_push(&q, s, off, 3);
     assert_int_equal(s->refs, 2);
     rc_arena_free(&a);
     assert_int_equal(s->refs, 1);
-    assert_int_equal(rc_slabs_live, live + 1);
+    assert_int_equal(pool.live, live + 1);
     rc_queue_consume(&q, 3);
-    assert_int_equal(rc_slabs_live, live);
+    assert_int_equal(pool.live, live);
     assert_true(rc_queue_empty(&q));
     rc_queue_free(&q);
 }
@@ -66,10 +69,10 @@ static void test_slab_rollover_and_large(void **state)
     struct rc_slab *first = NULL, *s;
     uint32_t off;
     char buf[1000];
-    uint64_t live = rc_slabs_live;
+    uint64_t live = pool.live;
 
     memset(buf, 'x', sizeof(buf));
-    rc_arena_init(&a);
+    rc_arena_init(&a, &pool);
     rc_queue_init(&q, true);
     /* Fill more than one slab: the first must stay alive through the queue. */
     for (int i = 0; i < 100; i++) {
@@ -78,7 +81,7 @@ static void test_slab_rollover_and_large(void **state)
             first = s;
         rc_queue_push(&q, s, off, sizeof(buf));
     }
-    assert_true(rc_slabs_live >= live + 2);
+    assert_true(pool.live >= live + 2);
     assert_int_equal(first->refs, 1); /* arena moved on; the queue holds it */
     /* A large frame gets its own slab. */
     char *big = rc_arena_alloc(&a, RC_SLAB_SIZE, &s, &off);
@@ -90,7 +93,7 @@ static void test_slab_rollover_and_large(void **state)
     assert_int_equal(s->refs, 1);
     rc_queue_consume(&q, q.bytes);
     rc_queue_free(&q);
-    assert_int_equal(rc_slabs_live, live);
+    assert_int_equal(pool.live, live);
 }
 
 static void test_queue_merge_and_iov(void **state)
@@ -102,7 +105,7 @@ static void test_queue_merge_and_iov(void **state)
     struct iovec iov[8];
     size_t bytes;
 
-    rc_arena_init(&a);
+    rc_arena_init(&a, &pool);
     rc_queue_init(&q, true);
     rc_queue_init(&nm, false);
     for (int i = 0; i < 5; i++) {
@@ -142,7 +145,7 @@ static void test_queue_partial_consume(void **state)
     struct iovec iov[4];
     size_t bytes;
 
-    rc_arena_init(&a);
+    rc_arena_init(&a, &pool);
     rc_queue_init(&q, false);
     rc_arena_copy(&a, "aaaa", 4, &s, &off);
     rc_queue_push(&q, s, off, 4);
@@ -166,9 +169,9 @@ static void test_queue_drop_unsent_keeps_inflight(void **state)
     struct rc_queue q;
     struct rc_slab *s, *first;
     uint32_t off;
-    uint64_t live = rc_slabs_live;
+    uint64_t live = pool.live;
 
-    rc_arena_init(&a);
+    rc_arena_init(&a, &pool);
     rc_queue_init(&q, true);
     rc_arena_copy(&a, "inflight", 8, &first, &off);
     rc_queue_push(&q, first, off, 8);
@@ -184,7 +187,7 @@ static void test_queue_drop_unsent_keeps_inflight(void **state)
     assert_int_equal(q.inflight, 0);
     assert_true(rc_queue_empty(&q));
     rc_queue_free(&q);
-    assert_int_equal(rc_slabs_live, live);
+    assert_int_equal(pool.live, live);
 }
 
 static void test_queue_grows_in_order(void **state)
@@ -197,7 +200,7 @@ static void test_queue_grows_in_order(void **state)
     size_t bytes;
     char c;
 
-    rc_arena_init(&a);
+    rc_arena_init(&a, &pool);
     rc_queue_init(&q, false);
     /* Interleave pushes and consumes so the ring wraps while growing. */
     for (int i = 0; i < 1000; i++) {
@@ -219,11 +222,42 @@ static void test_queue_grows_in_order(void **state)
     rc_arena_free(&a);
 }
 
+/* Pools are independent: slabs go back to the pool they came from. */
+static void test_pools_are_separate(void **state)
+{
+    struct rc_slab_pool p1, p2;
+    struct rc_arena a1, a2;
+    struct rc_slab *s1, *s2;
+    uint32_t off;
+
+    rc_slab_pool_init(&p1);
+    rc_slab_pool_init(&p2);
+    rc_arena_init(&a1, &p1);
+    rc_arena_init(&a2, &p2);
+    rc_arena_copy(&a1, "a", 1, &s1, &off);
+    rc_arena_copy(&a2, "b", 1, &s2, &off);
+    assert_ptr_equal(s1->pool, &p1);
+    assert_ptr_equal(s2->pool, &p2);
+    assert_int_equal(p1.live, 1);
+    assert_int_equal(p2.live, 1);
+    rc_arena_free(&a1);
+    assert_int_equal(p1.live, 0);
+    assert_int_equal(p1.nfree, 1); /* recycled into its own pool */
+    assert_int_equal(p2.live, 1);
+    assert_int_equal(p2.nfree, 0);
+    rc_arena_free(&a2);
+    assert_int_equal(p2.nfree, 1);
+    rc_slab_pool_clear(&p1);
+    rc_slab_pool_clear(&p2);
+    assert_int_equal(p1.nfree + p2.nfree, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_arena_sequential),
         cmocka_unit_test(test_slab_outlives_arena_while_queued),
+        cmocka_unit_test(test_pools_are_separate),
         cmocka_unit_test(test_slab_rollover_and_large),
         cmocka_unit_test(test_queue_merge_and_iov),
         cmocka_unit_test(test_queue_partial_consume),

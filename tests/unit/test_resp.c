@@ -642,25 +642,82 @@ static void test_encoders(void **state)
     rc_buf_free(&b);
 }
 
+/* The message codecs (rc_codec_resp2/3) behind the old call shape. */
+static struct rc_msgview view(const char *kind, const char *pat, size_t plen, const char *chan,
+                              size_t clen, const char *payload, size_t len)
+{
+    struct rc_msgview m = {.kind = !strcmp(kind, "pmessage")   ? RC_MSG_PMESSAGE
+                                   : !strcmp(kind, "smessage") ? RC_MSG_SMESSAGE
+                                                               : RC_MSG_MESSAGE,
+                           .pat = pat,
+                           .plen = plen,
+                           .chan = chan,
+                           .clen = clen,
+                           .payload = payload,
+                           .len = len};
+    return m;
+}
+
+static const struct rc_codec *codec_of(int proto)
+{
+    return rc_codecs[proto == 3 ? RC_FMT_RESP3 : RC_FMT_RESP2];
+}
+
+static size_t msg_len(int proto, const char *kind, const char *pat, size_t plen, const char *chan,
+                      size_t clen, const char *payload, size_t len)
+{
+    struct rc_msgview m = view(kind, pat, plen, chan, clen, payload, len);
+    return codec_of(proto)->len(&m);
+}
+
+static size_t msg_write(char *dst, int proto, const char *kind, const char *pat, size_t plen,
+                        const char *chan, size_t clen, const char *payload, size_t len)
+{
+    struct rc_msgview m = view(kind, pat, plen, chan, clen, payload, len);
+    return codec_of(proto)->write(dst, &m);
+}
+
+/* A sequenced message carries [.., epoch, seq]: five elements. */
+static void test_msg_seq_frames(void **state)
+{
+    (void)state;
+    char buf[256];
+    struct rc_msgview m = view("message", NULL, 0, "q.A", 3, "1.5", 3);
+    static const char want2[] =
+        "*5\r\n$7\r\nmessage\r\n$3\r\nq.A\r\n$3\r\n1.5\r\n:1700000000000000\r\n:42\r\n";
+
+    m.has_seq = true;
+    m.epoch = 1700000000000000ull;
+    m.seq = 42;
+    assert_int_equal(rc_codec_resp2.len(&m), sizeof(want2) - 1);
+    assert_int_equal(rc_codec_resp2.write(buf, &m), sizeof(want2) - 1);
+    assert_memory_equal(buf, want2, sizeof(want2) - 1);
+    assert_int_equal(rc_codec_resp3.write(buf, &m), sizeof(want2) - 1);
+    assert_int_equal(buf[0], '>');
+    assert_memory_equal(buf + 1, want2 + 1, sizeof(want2) - 2);
+    assert_int_equal(rc_codecs[RC_FMT_RESP2]->id, RC_FMT_RESP2);
+    assert_int_equal(rc_codecs[RC_FMT_RESP3]->id, RC_FMT_RESP3);
+}
+
 static void test_msg_frames(void **state)
 {
     (void)state;
     char buf[256];
     size_t n;
 
-    n = rc_resp_msg_write(buf, 2, "message", NULL, 0, "news", 4, "hi", 2);
-    assert_int_equal(n, rc_resp_msg_len(2, "message", NULL, 0, "news", 4, "hi", 2));
+    n = msg_write(buf, 2, "message", NULL, 0, "news", 4, "hi", 2);
+    assert_int_equal(n, msg_len(2, "message", NULL, 0, "news", 4, "hi", 2));
     static const char m2[] = "*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$2\r\nhi\r\n";
     assert_int_equal(n, sizeof(m2) - 1);
     assert_memory_equal(buf, m2, n);
 
-    n = rc_resp_msg_write(buf, 3, "pmessage", "n*", 2, "news", 4, "", 0);
+    n = msg_write(buf, 3, "pmessage", "n*", 2, "news", 4, "", 0);
     static const char p3[] = ">4\r\n$8\r\npmessage\r\n$2\r\nn*\r\n$4\r\nnews\r\n$0\r\n\r\n";
     assert_int_equal(n, sizeof(p3) - 1);
     assert_memory_equal(buf, p3, n);
-    assert_int_equal(n, rc_resp_msg_len(3, "pmessage", "n*", 2, "news", 4, "", 0));
+    assert_int_equal(n, msg_len(3, "pmessage", "n*", 2, "news", 4, "", 0));
 
-    n = rc_resp_msg_write(buf, 3, "smessage", NULL, 0, "s", 1, "x", 1);
+    n = msg_write(buf, 3, "smessage", NULL, 0, "s", 1, "x", 1);
     static const char s3[] = ">3\r\n$8\r\nsmessage\r\n$1\r\ns\r\n$1\r\nx\r\n";
     assert_int_equal(n, sizeof(s3) - 1);
     assert_memory_equal(buf, s3, n);
@@ -691,10 +748,9 @@ static void test_msg_len_matches_write(void **state)
                 const char *pat = (i + j) % 2 ? chan : NULL;
                 const char *kind = pat ? "pmessage" : "message";
                 size_t plen = pat ? sizes[(i + 1) % RC_ARRAY_LEN(sizes)] : 0;
-                size_t want = rc_resp_msg_len(proto, kind, pat, plen, chan, clen, payload, len);
+                size_t want = msg_len(proto, kind, pat, plen, chan, clen, payload, len);
                 memset(dst, 0x55, want + 1);
-                size_t got =
-                    rc_resp_msg_write(dst, proto, kind, pat, plen, chan, clen, payload, len);
+                size_t got = msg_write(dst, proto, kind, pat, plen, chan, clen, payload, len);
                 assert_int_equal(got, want);
                 assert_int_equal((unsigned char)dst[want], 0x55); /* no overrun */
                 /* The frame reads back as the same fields. */
@@ -743,6 +799,7 @@ int main(void)
         cmocka_unit_test(test_large_bulk_incremental),
         cmocka_unit_test(test_encoders),
         cmocka_unit_test(test_msg_frames),
+        cmocka_unit_test(test_msg_seq_frames),
         cmocka_unit_test(test_msg_len_matches_write),
     };
     return cmocka_run_group_tests_name("resp", tests, NULL, NULL);

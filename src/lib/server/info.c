@@ -25,10 +25,10 @@ static void section_server(struct rc_server *s, struct rc_buf *b)
     uint64_t up = (rc_now_ms() - s->start_ms) / 1000;
 
     uname(&u);
-    s->stats.sys[RC_SYS_OTHER]++;
+    s->io.stats.sys[RC_SYS_OTHER]++;
     rc_buf_appendf(b,
                    "# Server\r\n"
-                   "redis_version:7.0.15\r\n"
+                   "redis_version:" RC_REDIS_VERSION "\r\n"
                    "ringcast_version:%s\r\n"
                    "redis_mode:standalone\r\n"
                    "os:%s %s %s\r\n"
@@ -44,8 +44,8 @@ static void section_server(struct rc_server *s, struct rc_buf *b)
                    "config_file:%s\r\n"
                    "\r\n",
                    RINGCAST_VERSION_STRING, u.sysname, u.release, u.machine,
-                   (int)(sizeof(void *) * 8), s->be ? s->be->name : "none",
-                   s->be ? s->be->name : "none", (int)getpid(), s->run_id, s->port,
+                   (int)(sizeof(void *) * 8), s->io.be ? s->io.be->name : "none",
+                   s->io.be ? s->io.be->name : "none", (int)getpid(), s->run_id, s->port,
                    (unsigned long long)up, (unsigned long long)(up / 86400),
                    s->executable ? s->executable : "", s->config_file ? s->config_file : "");
 }
@@ -53,11 +53,12 @@ static void section_server(struct rc_server *s, struct rc_buf *b)
 static void section_clients(struct rc_server *s, struct rc_buf *b)
 {
     uint64_t pubsub = 0, max_out = 0;
-    for (struct rc_conn *c = s->clients_head; c; c = c->next) {
-        if (rc_pubsub_count(c) + rc_pubsub_count_shard(c))
+    RC_FOR_EACH_CONN(s, c)
+    {
+        if (rc_conn_subscribed(c))
             pubsub++;
-        if (c->out.bytes > max_out)
-            max_out = c->out.bytes;
+        if (c->io.out.bytes > max_out)
+            max_out = c->io.out.bytes;
     }
     rc_buf_appendf(b,
                    "# Clients\r\n"
@@ -71,8 +72,17 @@ static void section_clients(struct rc_server *s, struct rc_buf *b)
                    (unsigned long long)s->cfg.maxclients, (unsigned long long)max_out);
 }
 
+static void count_one(void *arg, const char *name, size_t len)
+{
+    (*(size_t *)arg)++;
+}
+
 static void section_stats(struct rc_server *s, struct rc_buf *b)
 {
+    size_t chans = 0, shards = 0;
+
+    rc_engine_each(s->eng, RC_SUB_CHANNEL, count_one, &chans);
+    rc_engine_each(s->eng, RC_SUB_SHARD, count_one, &shards);
     rc_buf_appendf(
         b,
         "# Stats\r\n"
@@ -88,20 +98,20 @@ static void section_stats(struct rc_server *s, struct rc_buf *b)
         "pubsub_shardchannels:%zu\r\n"
         "\r\n",
         (unsigned long long)s->stats.conns_received, (unsigned long long)s->stats.commands,
-        (unsigned long long)s->stats.bytes_in, (unsigned long long)s->stats.bytes_out,
+        (unsigned long long)s->stats.bytes_in, (unsigned long long)s->io.stats.bytes_out,
         (unsigned long long)s->stats.conns_rejected, (unsigned long long)s->stats.obuf_disconnects,
-        (unsigned long long)s->stats.proto_errors, rc_dict_size(s->channels),
-        rc_dict_size(s->patterns), rc_dict_size(s->shard_channels));
+        (unsigned long long)s->stats.proto_errors, chans, rc_engine_numpat(s->eng), shards);
 }
 
 static void section_fanout(struct rc_server *s, struct rc_buf *b)
 {
-    const struct rc_stats *st = &s->stats;
-    uint64_t sys = rc_stats_syscalls(st);
+    const struct rc_io_stats *st = &s->io.stats;
+    const struct rc_engine_stats *es = rc_engine_stats(s->eng);
+    uint64_t sys = rc_io_syscalls(st);
     struct rusage ru;
 
     getrusage(RUSAGE_SELF, &ru);
-    s->stats.sys[RC_SYS_OTHER]++;
+    s->io.stats.sys[RC_SYS_OTHER]++;
     rc_buf_appendf(b,
                    "# Fanout\r\n"
                    "io_backend:%s\r\n"
@@ -113,11 +123,11 @@ static void section_fanout(struct rc_server *s, struct rc_buf *b)
                    "obuf_disconnects:%llu\r\n"
                    "slab_bytes:%llu\r\n"
                    "syscalls:%llu\r\n",
-                   s->be ? s->be->name : "none", (unsigned long long)st->messages_published,
-                   (unsigned long long)st->deliveries, (unsigned long long)st->bytes_out,
+                   s->io.be ? s->io.be->name : "none", (unsigned long long)es->published,
+                   (unsigned long long)es->deliveries, (unsigned long long)st->bytes_out,
                    (unsigned long long)st->sends, (unsigned long long)st->sends_zc,
-                   (unsigned long long)st->obuf_disconnects, (unsigned long long)rc_slab_bytes,
-                   (unsigned long long)sys);
+                   (unsigned long long)s->stats.obuf_disconnects,
+                   (unsigned long long)rc_engine_pool(s->eng)->bytes, (unsigned long long)sys);
     for (int i = 0; i < RC_SYS__COUNT; i++)
         rc_buf_appendf(b, "sys_%s:%llu\r\n", rc_sys_names[i], (unsigned long long)st->sys[i]);
     rc_buf_appendf(b,
@@ -125,7 +135,7 @@ static void section_fanout(struct rc_server *s, struct rc_buf *b)
                    "used_cpu_sys:%ld.%06ld\r\n"
                    "used_cpu_user:%ld.%06ld\r\n"
                    "\r\n",
-                   st->deliveries ? (double)sys / (double)st->deliveries : 0.0,
+                   es->deliveries ? (double)sys / (double)es->deliveries : 0.0,
                    (long)ru.ru_stime.tv_sec, (long)ru.ru_stime.tv_usec, (long)ru.ru_utime.tv_sec,
                    (long)ru.ru_utime.tv_usec);
 }
@@ -133,7 +143,7 @@ static void section_fanout(struct rc_server *s, struct rc_buf *b)
 static void section_mdata(struct rc_server *s, struct rc_buf *b)
 {
     rc_buf_appendf(b, "# Mdata\r\n");
-    rc_mdata_info(s, b);
+    rc_mdata_info(s->eng, b);
     rc_buf_appendf(b, "\r\n");
 }
 

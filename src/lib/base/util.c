@@ -9,16 +9,17 @@
  */
 #include "util.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
-
-int rc_log_level = RC_LOG_NOTICE;
 
 static void oom(size_t n)
 {
@@ -82,16 +83,16 @@ const char *rc_log_level_name(int level)
     return level_names[level];
 }
 
-void rc_log(int level, const char *fmt, ...)
+void rc_log(const struct rc_logger *lg, int level, const char *fmt, ...)
 {
     static const char marks[] = ".-*#";
-    static int pid;
+    static _Atomic int pid; /* the same value for every server: set once, raced harmlessly */
     char msg[1024], ts[64];
     struct timeval tv;
     struct tm tm;
     va_list ap;
 
-    if (level < rc_log_level)
+    if (lg && level < lg->level)
         return;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -278,6 +279,24 @@ bool rc_parse_memory(const char *s, uint64_t *out)
         return false;
     *out = (uint64_t)v * mul;
     return true;
+}
+
+void rc_format_sockaddr(const struct sockaddr_storage *ss, char *dst, size_t len)
+{
+    char ip[INET6_ADDRSTRLEN] = "?";
+
+    /* Redis's anetFormatAddr(): IPv6 addresses in brackets. */
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+        inet_ntop(AF_INET, &a->sin_addr, ip, sizeof(ip));
+        snprintf(dst, len, "%s:%d", ip, ntohs(a->sin_port));
+    } else if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+        inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof(ip));
+        snprintf(dst, len, "[%s]:%d", ip, ntohs(a->sin6_port));
+    } else {
+        snprintf(dst, len, "?:0");
+    }
 }
 
 bool rc_strcaseeq(const char *s, size_t len, const char *lit)

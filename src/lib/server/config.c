@@ -412,6 +412,13 @@ static void free_rules(struct rc_mdata_rule *r, int n)
     free(r);
 }
 
+void rc_config_free_rules(struct rc_config *c)
+{
+    free_rules(c->md.rules, c->md.nrules);
+    c->md.rules = NULL;
+    c->md.nrules = 0;
+}
+
 /* Parses one rule's option word into r. */
 static int rule_option(struct rc_mdata_rule *r, const char *w, char *err, size_t errlen)
 {
@@ -478,13 +485,13 @@ static int set_rules(const struct setting *s, struct rc_config *c, int argc,
         }
     }
     /* Start from a copy of the current rules (none when there are no words). */
-    if (nwords > 0 && c->nmdata_rules > 0) {
-        rules = rc_xmalloc(sizeof(*rules) * (size_t)c->nmdata_rules);
-        for (int i = 0; i < c->nmdata_rules; i++) {
-            rules[i] = c->mdata_rules[i];
-            rules[i].pattern = rc_xstrdup(c->mdata_rules[i].pattern);
+    if (nwords > 0 && c->md.nrules > 0) {
+        rules = rc_xmalloc(sizeof(*rules) * (size_t)c->md.nrules);
+        for (int i = 0; i < c->md.nrules; i++) {
+            rules[i] = c->md.rules[i];
+            rules[i].pattern = rc_xstrdup(c->md.rules[i].pattern);
         }
-        n = c->nmdata_rules;
+        n = c->md.nrules;
     }
     for (int i = 0; i < nwords && r == 0;) {
         bool off = false;
@@ -534,9 +541,9 @@ static int set_rules(const struct setting *s, struct rc_config *c, int argc,
         free_rules(rules, n);
         return r;
     }
-    free_rules(c->mdata_rules, c->nmdata_rules);
-    c->mdata_rules = rules;
-    c->nmdata_rules = n;
+    free_rules(c->md.rules, c->md.nrules);
+    c->md.rules = rules;
+    c->md.nrules = n;
     return 0;
 }
 
@@ -544,8 +551,8 @@ static void get_rules(const struct setting *s, const struct rc_config *c, struct
 {
     static const char *const pol[] = {"stream", "conflate", "drop"};
 
-    for (int i = 0; i < c->nmdata_rules; i++) {
-        const struct rc_mdata_rule *r = &c->mdata_rules[i];
+    for (int i = 0; i < c->md.nrules; i++) {
+        const struct rc_mdata_rule *r = &c->md.rules[i];
         if (i)
             rc_buf_append(out, " ; ", 3);
         rc_buf_append(out, r->pattern, strlen(r->pattern));
@@ -567,12 +574,12 @@ void rc_config_dup_rules(struct rc_config *c)
 {
     struct rc_mdata_rule *r = NULL;
 
-    if (c->nmdata_rules) {
-        r = rc_xmemdup(c->mdata_rules, sizeof(*r) * (size_t)c->nmdata_rules);
-        for (int i = 0; i < c->nmdata_rules; i++)
+    if (c->md.nrules) {
+        r = rc_xmemdup(c->md.rules, sizeof(*r) * (size_t)c->md.nrules);
+        for (int i = 0; i < c->md.nrules; i++)
             r[i].pattern = rc_xstrdup(r[i].pattern);
     }
-    c->mdata_rules = r;
+    c->md.rules = r;
 }
 
 bool rc_config_runtime(const char *name)
@@ -699,12 +706,12 @@ static const struct setting settings[] = {
     SPECIAL("udp-source", set_udp_source, get_udp_source, ""),
     SPECIAL("udp-arbitrate", set_udp_arb, get_udp_arb, ""),
     SPECIAL("mdata-rule", set_rules, get_rules, ""),
-    U64("mdata-max-channels", mdata_max_channels, "100000", 1, UINT_MAX),
-    MEM("mdata-max-memory", mdata_max_memory, "64mb", 0, LLONG_MAX),
-    MEM("mdata-queue-soft", mdata_queue_soft, "1mb", 1, LLONG_MAX),
-    MEM("mdata-queue-low", mdata_queue_low, "256kb", 0, LLONG_MAX),
-    MEM("mdata-pending-max", mdata_pending_max, "4mb", 0, LLONG_MAX),
-    U64("mdata-lastp-max", mdata_lastp_max, "1000", 1, 1000000),
+    U64("mdata-max-channels", md.max_channels, "100000", 1, UINT_MAX),
+    MEM("mdata-max-memory", md.max_memory, "64mb", 0, LLONG_MAX),
+    MEM("mdata-queue-soft", md.queue_soft, "1mb", 1, LLONG_MAX),
+    MEM("mdata-queue-low", md.queue_low, "256kb", 0, LLONG_MAX),
+    MEM("mdata-pending-max", md.pending_max, "4mb", 0, LLONG_MAX),
+    U64("mdata-lastp-max", md.lastp_max, "1000", 1, 1000000),
 };
 
 static const struct setting *lookup(const char *name)
@@ -807,9 +814,7 @@ void rc_config_free(struct rc_config *c)
     c->requirepass = NULL;
     free(c->logfile);
     c->logfile = NULL;
-    free_rules(c->mdata_rules, c->nmdata_rules);
-    c->mdata_rules = NULL;
-    c->nmdata_rules = 0;
+    rc_config_free_rules(c);
 }
 
 int rc_config_set(struct rc_config *c, int argc, const char *const *argv, char *err, size_t errlen)

@@ -19,14 +19,14 @@
  *
  * SPDX-License-Identifier: BSD-3-Clause
  */
+#include "backend.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#include "server.h"
 
 #define MAX_EVENTS    256
 #define MAX_IOV       64
@@ -53,13 +53,13 @@ struct ep_state {
     int nl;
     uint64_t paused_until_ms; /* accept paused after EMFILE */
     bool paused;
-    struct rc_conn *graveyard;
+    struct rc_io_conn *graveyard;
     char *rbuf;
     struct epoll_event ev[MAX_EVENTS];
     struct ep_watch wat[RC_MAX_WATCH];
 };
 
-static int ep_init_mode(struct rc_server *s, bool naive)
+static int ep_init_mode(struct rc_io *io, bool naive)
 {
     struct ep_state *st = rc_xcalloc(1, sizeof(*st));
 
@@ -73,98 +73,98 @@ static int ep_init_mode(struct rc_server *s, bool naive)
     st->rbuf = rc_xmalloc(READ_BUF);
     for (int i = 0; i < RC_MAX_WATCH; i++)
         st->wat[i].fd = -1;
-    s->be_state = st;
+    io->be_state = st;
     return 0;
 }
 
-static int ep_init(struct rc_server *s)
+static int ep_init(struct rc_io *io)
 {
-    return ep_init_mode(s, false);
+    return ep_init_mode(io, false);
 }
 
-static int naive_init(struct rc_server *s)
+static int naive_init(struct rc_io *io)
 {
-    return ep_init_mode(s, true);
+    return ep_init_mode(io, true);
 }
 
-static int ctl(struct rc_server *s, int op, int fd, uint32_t events, uint64_t data)
+static int ctl(struct rc_io *io, int op, int fd, uint32_t events, uint64_t data)
 {
-    struct ep_state *st = s->be_state;
+    struct ep_state *st = io->be_state;
     struct epoll_event ev = {.events = events, .data.u64 = data};
 
-    s->stats.sys[RC_SYS_EPOLL_CTL]++;
+    io->stats.sys[RC_SYS_EPOLL_CTL]++;
     return epoll_ctl(st->epfd, op, fd, &ev) < 0 ? -errno : 0;
 }
 
-static int ep_listen(struct rc_server *s, int fd)
+static int ep_listen(struct rc_io *io, int fd)
 {
-    struct ep_state *st = s->be_state;
+    struct ep_state *st = io->be_state;
     if (st->nl >= RC_MAX_BIND)
         return -ENOSPC;
     st->lfds[st->nl] = fd;
-    int err = ctl(s, EPOLL_CTL_ADD, fd, EPOLLIN, (uint64_t)st->nl);
+    int err = ctl(io, EPOLL_CTL_ADD, fd, EPOLLIN, (uint64_t)st->nl);
     if (!err)
         st->nl++;
     return err;
 }
 
-static void ep_unlisten(struct rc_server *s)
+static void ep_unlisten(struct rc_io *io)
 {
-    struct ep_state *st = s->be_state;
+    struct ep_state *st = io->be_state;
     for (int i = 0; i < st->nl; i++) {
         close(st->lfds[i]);
-        s->stats.sys[RC_SYS_CLOSE]++;
+        io->stats.sys[RC_SYS_CLOSE]++;
     }
     st->nl = 0;
 }
 
-static void teardown(struct rc_server *s, struct rc_conn *c, const char *why)
+static void teardown(struct rc_io *io, struct rc_io_conn *c, const char *why)
 {
-    struct ep_state *st = s->be_state;
+    struct ep_state *st = io->be_state;
 
     if (c->fd < 0)
         return;
-    rc_conn_unlink(s, c, why);
+    io->host->unlink(io, c, why);
     close(c->fd); /* also removes it from the epoll set */
-    s->stats.sys[RC_SYS_CLOSE]++;
+    io->stats.sys[RC_SYS_CLOSE]++;
     c->fd = -1;
     c->next = st->graveyard;
     st->graveyard = c;
 }
 
-static void bury(struct rc_server *s)
+static void bury(struct rc_io *io)
 {
-    struct ep_state *st = s->be_state;
+    struct ep_state *st = io->be_state;
     while (st->graveyard) {
-        struct rc_conn *c = st->graveyard;
+        struct rc_io_conn *c = st->graveyard;
         st->graveyard = c->next;
-        rc_conn_free(s, c);
+        io->host->free(io, c);
     }
 }
 
 /* Waits for EPOLLOUT on c (its socket buffer is full). */
-static void want_write(struct rc_server *s, struct rc_conn *c, bool on)
+static void want_write(struct rc_io *io, struct rc_io_conn *c, bool on)
 {
     if (c->send_busy == on)
         return;
     c->send_busy = on;
-    if (ctl(s, EPOLL_CTL_MOD, c->fd, EPOLLIN | (on ? EPOLLOUT : 0), (uint64_t)(uintptr_t)c) < 0)
-        teardown(s, c, "epoll_ctl failed");
+    if (ctl(io, EPOLL_CTL_MOD, c->fd, EPOLLIN | (on ? EPOLLOUT : 0), (uint64_t)(uintptr_t)c) < 0)
+        teardown(io, c, "epoll_ctl failed");
 }
 
 /* Returns bytes written, 0 when the socket is full, -1 when c is gone. */
-static ssize_t send_iov(struct rc_server *s, struct rc_conn *c, struct iovec *iov, int n)
+static ssize_t send_iov(struct rc_io *io, struct rc_io_conn *c, struct iovec *iov, int n)
 {
     ssize_t r;
 
     for (;;) {
         if (n == 1) {
             r = send(c->fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL | MSG_DONTWAIT);
-            s->stats.sys[RC_SYS_WRITE]++;
+            io->stats.sys[RC_SYS_WRITE]++;
         } else {
             struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
             r = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-            s->stats.sys[RC_SYS_SENDMSG]++;
+            io->stats.sys[RC_SYS_SENDMSG]++;
         }
         if (r >= 0)
             return r;
@@ -172,119 +172,120 @@ static ssize_t send_iov(struct rc_server *s, struct rc_conn *c, struct iovec *io
             continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK)
             return 0;
-        teardown(s, c, strerror(errno));
+        teardown(io, c, strerror(errno));
         return -1;
     }
 }
 
 /* Hands c's queue to the kernel: one send per call (naive: one per message). */
-static void flush(struct rc_server *s, struct rc_conn *c)
+static void flush(struct rc_io *io, struct rc_io_conn *c)
 {
-    struct ep_state *st = s->be_state;
+    struct ep_state *st = io->be_state;
     struct iovec iov[MAX_IOV];
 
     if (c->fd < 0)
         return;
-    if (rc_conn_should_close(c)) {
-        teardown(s, c, c->flags & RC_CONN_CLOSE_ASAP ? "closed by server" : "closed after reply");
+    if (rc_io_should_close(c)) {
+        teardown(io, c, c->flags & RC_IO_CLOSE_ASAP ? "closed by server" : "closed after reply");
         return;
     }
     while (!rc_queue_empty(&c->out)) {
         size_t bytes;
         int n = rc_queue_iov(&c->out, iov, st->naive ? 1 : MAX_IOV, MAX_SEND, &bytes);
-        ssize_t r = send_iov(s, c, iov, n);
+        ssize_t r = send_iov(io, c, iov, n);
         if (r < 0)
             return;
         if (r > 0)
-            rc_conn_sent(s, c, (size_t)r);
+            io->host->sent(io, c, (size_t)r);
         if ((size_t)r < bytes) {
-            want_write(s, c, true);
+            want_write(io, c, true);
             return;
         }
         /* epoll sends once per client per iteration; more than MAX_SEND
          * queued waits for the next one. naive goes on message by message. */
         if (!st->naive) {
             if (!rc_queue_empty(&c->out))
-                rc_conn_mark_dirty(s, c);
+                rc_io_mark_dirty(io, c);
             break;
         }
     }
     if (rc_queue_empty(&c->out)) {
-        want_write(s, c, false);
-        if (c->fd >= 0 && rc_conn_should_close(c))
-            teardown(s, c, "closed after reply");
+        want_write(io, c, false);
+        if (c->fd >= 0 && rc_io_should_close(c))
+            teardown(io, c, "closed after reply");
     }
 }
 
-static void do_accept(struct rc_server *s, int lfd)
+static void do_accept(struct rc_io *io, int lfd)
 {
-    struct ep_state *st = s->be_state;
+    struct ep_state *st = io->be_state;
 
     for (int i = 0; i < ACCEPT_BATCH; i++) {
         int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        s->stats.sys[RC_SYS_ACCEPT]++;
+        io->stats.sys[RC_SYS_ACCEPT]++;
         if (fd < 0) {
             if (errno == EMFILE || errno == ENFILE) {
                 /* Out of descriptors: stop watching the listeners for a
                  * moment instead of spinning on a level-triggered event. */
-                rc_log(RC_LOG_WARNING, "accept: %s; pausing accepts for 100 ms", strerror(errno));
+                rc_log(io->log, RC_LOG_WARNING, "accept: %s; pausing accepts for 100 ms",
+                       strerror(errno));
                 for (int k = 0; k < st->nl; k++)
-                    ctl(s, EPOLL_CTL_DEL, st->lfds[k], 0, 0);
+                    ctl(io, EPOLL_CTL_DEL, st->lfds[k], 0, 0);
                 st->paused = true;
                 st->paused_until_ms = rc_now_ms() + 100;
             }
             return;
         }
-        struct rc_conn *c = rc_conn_accepted(s, fd);
-        if (ctl(s, EPOLL_CTL_ADD, fd, EPOLLIN, (uint64_t)(uintptr_t)c) < 0)
-            teardown(s, c, "epoll_ctl failed");
+        struct rc_io_conn *c = io->host->accepted(io, fd);
+        if (ctl(io, EPOLL_CTL_ADD, fd, EPOLLIN, (uint64_t)(uintptr_t)c) < 0)
+            teardown(io, c, "epoll_ctl failed");
     }
 }
 
-static void do_read(struct rc_server *s, struct rc_conn *c)
+static void do_read(struct rc_io *io, struct rc_io_conn *c)
 {
-    struct ep_state *st = s->be_state;
+    struct ep_state *st = io->be_state;
     ssize_t r;
 
     do {
         r = read(c->fd, st->rbuf, READ_BUF);
-        s->stats.sys[RC_SYS_READ]++;
+        io->stats.sys[RC_SYS_READ]++;
     } while (r < 0 && errno == EINTR);
     if (r > 0) {
-        rc_conn_input(s, c, st->rbuf, (size_t)r);
-    } else if (r == 0 && !(c->flags & RC_CONN_CLOSE_AFTER_REPLY) && !rc_queue_empty(&c->out)) {
+        io->host->input(io, c, st->rbuf, (size_t)r);
+    } else if (r == 0 && !(c->flags & RC_IO_CLOSE_AFTER_REPLY) && !rc_queue_empty(&c->out)) {
         /* End of input with replies still queued: the peer may only have
          * shut down its sending side, so deliver them, then close. Stop
          * watching for input (EOF stays readable) until the queue drains. */
-        c->flags |= RC_CONN_CLOSE_AFTER_REPLY;
+        c->flags |= RC_IO_CLOSE_AFTER_REPLY;
         c->send_busy = true;
-        if (ctl(s, EPOLL_CTL_MOD, c->fd, EPOLLOUT, (uint64_t)(uintptr_t)c) < 0)
-            teardown(s, c, "epoll_ctl failed");
+        if (ctl(io, EPOLL_CTL_MOD, c->fd, EPOLLOUT, (uint64_t)(uintptr_t)c) < 0)
+            teardown(io, c, "epoll_ctl failed");
     } else if (r == 0) {
-        teardown(s, c, "client closed connection");
+        teardown(io, c, "client closed connection");
     } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
-        teardown(s, c, strerror(errno));
+        teardown(io, c, strerror(errno));
     }
 }
 
-static void ep_poll(struct rc_server *s, int timeout_ms)
+static void ep_poll(struct rc_io *io, int timeout_ms)
 {
-    struct ep_state *st = s->be_state;
-    struct rc_conn *c;
+    struct ep_state *st = io->be_state;
+    struct rc_io_conn *c;
     int n;
 
-    while ((c = rc_server_pop_dirty(s)))
-        flush(s, c);
-    bury(s);
+    while ((c = rc_io_pop_dirty(io)))
+        flush(io, c);
+    bury(io);
     if (st->paused && rc_now_ms() >= st->paused_until_ms) {
         st->paused = false;
         for (int k = 0; k < st->nl; k++)
-            ctl(s, EPOLL_CTL_ADD, st->lfds[k], EPOLLIN, (uint64_t)k);
+            ctl(io, EPOLL_CTL_ADD, st->lfds[k], EPOLLIN, (uint64_t)k);
     }
-    if (s->dirty_head || st->paused)
-        timeout_ms = s->dirty_head ? 0 : RC_MIN(timeout_ms, 100);
+    if (io->dirty_head || st->paused)
+        timeout_ms = io->dirty_head ? 0 : RC_MIN(timeout_ms, 100);
     n = epoll_wait(st->epfd, st->ev, MAX_EVENTS, timeout_ms);
-    s->stats.sys[RC_SYS_EPOLL_WAIT]++;
+    io->stats.sys[RC_SYS_EPOLL_WAIT]++;
     for (int i = 0; i < n; i++) {
         uint64_t tag = st->ev[i].data.u64;
         uint32_t e = st->ev[i].events;
@@ -293,49 +294,49 @@ static void ep_poll(struct rc_server *s, int timeout_ms)
                 /* Level-triggered: input a callback left is reported again. */
                 struct ep_watch *w = &st->wat[tag - WATCH_TAG];
                 if (w->fd >= 0)
-                    w->cb(s, w->arg);
+                    w->cb(w->arg);
             } else if ((int)tag < st->nl)
-                do_accept(s, st->lfds[tag]);
+                do_accept(io, st->lfds[tag]);
             continue;
         }
-        c = (struct rc_conn *)(uintptr_t)tag; /* NOLINT(performance-no-int-to-ptr) */
+        c = (struct rc_io_conn *)(uintptr_t)tag; /* NOLINT(performance-no-int-to-ptr) */
         if (c->fd < 0)
             continue; /* torn down earlier in this batch */
         if (e & EPOLLOUT) {
-            flush(s, c);
+            flush(io, c);
             if (c->fd < 0)
                 continue;
         }
         if (e & (EPOLLIN | EPOLLHUP | EPOLLERR))
-            do_read(s, c);
+            do_read(io, c);
     }
-    bury(s);
+    bury(io);
 }
 
-static void ep_destroy(struct rc_server *s)
+static void ep_destroy(struct rc_io *io)
 {
-    struct ep_state *st = s->be_state;
+    struct ep_state *st = io->be_state;
     if (!st)
         return;
-    while (s->clients_head)
-        teardown(s, s->clients_head, "server stopped");
-    bury(s);
-    ep_unlisten(s);
+    while (io->head)
+        teardown(io, io->head, "server stopped");
+    bury(io);
+    ep_unlisten(io);
     close(st->epfd);
     free(st->rbuf);
     free(st);
-    s->be_state = NULL;
+    io->be_state = NULL;
 }
 
-static int ep_watch(struct rc_server *s, int fd, rc_watch_fn cb, void *arg)
+static int ep_watch(struct rc_io *io, int fd, rc_watch_fn cb, void *arg)
 {
-    struct ep_state *st = s->be_state;
+    struct ep_state *st = io->be_state;
 
     for (int i = 0; i < RC_MAX_WATCH; i++) {
         struct ep_watch *w = &st->wat[i];
         if (w->fd >= 0)
             continue;
-        int err = ctl(s, EPOLL_CTL_ADD, fd, EPOLLIN, (uint64_t)(WATCH_TAG + i));
+        int err = ctl(io, EPOLL_CTL_ADD, fd, EPOLLIN, (uint64_t)(WATCH_TAG + i));
         if (err)
             return err;
         w->fd = fd;
@@ -346,13 +347,13 @@ static int ep_watch(struct rc_server *s, int fd, rc_watch_fn cb, void *arg)
     return -ENOSPC;
 }
 
-static void ep_unwatch(struct rc_server *s, int fd)
+static void ep_unwatch(struct rc_io *io, int fd)
 {
-    struct ep_state *st = s->be_state;
+    struct ep_state *st = io->be_state;
 
     for (int i = 0; st && i < RC_MAX_WATCH; i++) {
         if (st->wat[i].fd == fd) {
-            ctl(s, EPOLL_CTL_DEL, fd, 0, 0);
+            ctl(io, EPOLL_CTL_DEL, fd, 0, 0);
             st->wat[i].fd = -1;
         }
     }

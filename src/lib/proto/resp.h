@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "codec.h"
+#include "codecs.h"
 #include "util.h"
 
 /* Limits; Redis's defaults in brackets. */
@@ -87,14 +89,11 @@ void rc_resp_push(struct rc_buf *b, int proto, int64_t n);                   /* 
 void rc_resp_bool(struct rc_buf *b, int proto, bool v);                      /* :1/:0 or #t/#f */
 void rc_resp_verbatim(struct rc_buf *b, int proto, const char *p, size_t n); /* $ or =n txt: */
 
-/* The message frames fanned out to subscribers, encoded once per publish:
- *   kind "message"/"smessage": [kind, channel, payload]
- *   kind "pmessage": [kind, pattern, channel, payload]
- * rc_resp_msg_len() returns the exact size; rc_resp_msg_write() writes it to
- * dst and returns the bytes written. pattern is NULL unless kind is pmessage. */
-size_t rc_resp_msg_len(int proto, const char *kind, const char *pat, size_t plen, const char *chan,
-                       size_t clen, const char *payload, size_t len);
-size_t rc_resp_msg_write(char *dst, int proto, const char *kind, const char *pat, size_t plen,
-                         const char *chan, size_t clen, const char *payload, size_t len);
+/* The message frames fanned out to subscribers, as two codecs of the
+ * engine's table (codecs.h): [kind, (pattern,) channel, payload] -- with
+ * [.., epoch, seq] appended when the message carries a sequence stamp -- as a
+ * RESP2 array or a RESP3 push. */
+extern const struct rc_codec rc_codec_resp2;
+extern const struct rc_codec rc_codec_resp3;
 
 #endif

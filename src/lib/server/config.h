@@ -14,9 +14,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "io.h"
+#include "mdata.h"
 #include "util.h"
 
-#define RC_MAX_BIND 16
 #define RC_MAX_UDP  16 /* udp-source lines */
 #define RC_UDP_NAME 32 /* longest source name + 1 */
 #define RC_UDP_ADDR 64
@@ -62,37 +63,21 @@ struct rc_config {
     int loglevel;              /* "loglevel" debug|verbose|notice|warning [notice] */
     char *logfile;             /* "logfile" ["" = stderr] */
     uint64_t shutdown_timeout; /* "shutdown-timeout" seconds to flush on SIGTERM [2] */
-    /* Market-data extensions (mdata.c, docs/extensions.md); none by default. */
-    struct rc_mdata_rule *mdata_rules; /* "mdata-rule <pattern> <option>..." [none] */
-    int nmdata_rules;
-    uint64_t mdata_max_channels; /* "mdata-max-channels" channels with state [100000] */
-    uint64_t mdata_max_memory;   /* "mdata-max-memory" cached frame bytes [64mb] */
-    uint64_t mdata_queue_soft;   /* "mdata-queue-soft" conflate/drop past this [1mb] */
-    uint64_t mdata_queue_low;    /* "mdata-queue-low" flush conflated below this [256kb] */
-    uint64_t mdata_pending_max;  /* "mdata-pending-max" per-client conflated bytes [4mb] */
-    uint64_t mdata_lastp_max;    /* "mdata-lastp-max" most values RC.LASTP returns [1000] */
+    /* Market-data extensions (core/mdata.h, docs/extensions.md); none by default:
+     * "mdata-rule <pattern> <option>..." [none], "mdata-max-channels" [100000],
+     * "mdata-max-memory" payload bytes [64mb], "mdata-queue-soft" [1mb],
+     * "mdata-queue-low" [256kb], "mdata-pending-max" [4mb], "mdata-lastp-max" [1000] */
+    struct rc_mdata_cfg md;
     struct rc_udp_source_cfg udp[RC_MAX_UDP]; /* "udp-source", repeatable [none] */
     int nudp;
     char udp_arb[RC_MAX_UDP][2][RC_UDP_NAME]; /* "udp-arbitrate <a> <b>", repeatable [none] */
     int nudp_arb;
 };
 
-/* Slow-consumer policy of an mdata rule. */
-enum rc_mdata_policy { RC_MD_STREAM, RC_MD_CONFLATE, RC_MD_DROP };
-
-/* One "mdata-rule": what channels matching pattern get. */
-struct rc_mdata_rule {
-    char *pattern;
-    bool last;        /* "last": keep the last message, sent first on SUBSCRIBE */
-    bool seq;         /* "seq": sequence numbers (implied by history) */
-    uint64_t ttl_ms;  /* "ttl=<secs>": drop the last value this long after it was set */
-    uint32_t history; /* "history=<n>": keep the last n messages for RC.RESUME */
-    int policy;       /* "policy=stream|conflate|drop" */
-    uint32_t rate;    /* "rate=<n>": at most n messages per second per client */
-};
-
-/* Replaces c->mdata_rules (a shallow copy of another config's) by a deep copy. */
+/* Replaces c->md.rules (a shallow copy of another config's) by a deep copy. */
 void rc_config_dup_rules(struct rc_config *c);
+/* Frees c->md.rules and empties the list. */
+void rc_config_free_rules(struct rc_config *c);
 /* True for the settings CONFIG SET may change at run time. */
 bool rc_config_runtime(const char *name);
 

@@ -7,7 +7,7 @@
  * callbacks run one at a time on the loop thread; pages never written are
  * never resident). Each datagram is checked whole (rc_udp_parse: every length
  * is bounded by what is left, nothing is trusted) and then its messages go to
- * rc_pubsub_publish() exactly like a RESP PUBLISH, so they join the same tick:
+ * rc_engine_publish() exactly like a RESP PUBLISH, so they join the same tick:
  * frames are encoded once and handed to the kernel with the next batch.
  *
  * Sequence numbers: a datagram carries its sender's session id and the
@@ -47,230 +47,6 @@
 #define ROUNDS       16     /* recvmmsg calls per wake-up before yielding */
 #define LOG_EVERY_MS 1000
 #define RCVBUF       (4 << 20) /* asked for; the kernel caps it at rmem_max */
-
-/* ---- Framing ---- */
-
-static uint16_t get16(const uint8_t *p)
-{
-    return (uint16_t)((unsigned)p[0] << 8 | p[1]);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-    return (uint64_t)get32(p) << 32 | get32(p + 4);
-}
-
-static void put16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    put16(p, (uint16_t)(v >> 16));
-    put16(p + 2, (uint16_t)v);
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-    put32(p, (uint32_t)(v >> 32));
-    put32(p + 4, (uint32_t)v);
-}
-
-int rc_udp_parse(const void *data, size_t n, struct rc_udp_hdr *h, const char **why)
-{
-    const uint8_t *p = data;
-    size_t pos = RC_UDP_HDR_LEN;
-
-#define BAD(text)                                                                                  \
-    do {                                                                                           \
-        *why = text;                                                                               \
-        return -EBADMSG;                                                                           \
-    } while (0)
-    if (n < RC_UDP_HDR_LEN)
-        BAD("shorter than the 16-byte header");
-    if (n > RC_UDP_MAX_DGRAM)
-        BAD("longer than 65535 bytes");
-    h->version = p[0];
-    h->flags = p[1];
-    h->count = get16(p + 2);
-    h->session = get32(p + 4);
-    h->seq = get64(p + 8);
-    if (h->version != RC_UDP_VERSION)
-        BAD("unknown framing version");
-    if (h->flags != 0)
-        BAD("unknown flags");
-    if (h->count && h->seq > UINT64_MAX - h->count)
-        BAD("sequence number overflows");
-    for (unsigned i = 0; i < h->count; i++) {
-        size_t clen, len;
-        if (n - pos < 2)
-            BAD("message cut short before its channel length");
-        clen = get16(p + pos);
-        pos += 2;
-        if (clen == 0)
-            BAD("empty channel name");
-        if (n - pos < clen)
-            BAD("channel name longer than the datagram");
-        pos += clen;
-        if (n - pos < 4)
-            BAD("message cut short before its payload length");
-        len = get32(p + pos);
-        pos += 4;
-        if (n - pos < len)
-            BAD("payload longer than the datagram");
-        pos += len;
-    }
-    if (pos != n)
-        BAD("bytes after the last message");
-#undef BAD
-    return 0;
-}
-
-bool rc_udp_next(const void *data, size_t n, size_t *pos, struct rc_udp_msg *m)
-{
-    const uint8_t *p = data;
-    size_t at = *pos;
-
-    /* The datagram was checked whole; the bounds are checked again anyway,
-     * so a caller's mistake costs a false, not a read past the end. */
-    if (at > n || n - at < RC_UDP_MSG_OVER)
-        return false;
-    m->clen = get16(p + at);
-    at += 2;
-    if (n - at < m->clen + 4u)
-        return false;
-    m->chan = (const char *)p + at;
-    at += m->clen;
-    m->len = get32(p + at);
-    at += 4;
-    if (n - at < m->len)
-        return false;
-    m->payload = (const char *)p + at;
-    *pos = at + m->len;
-    return true;
-}
-
-size_t rc_udp_put_hdr(void *dst, const struct rc_udp_hdr *h)
-{
-    uint8_t *p = dst;
-
-    p[0] = h->version;
-    p[1] = h->flags;
-    put16(p + 2, h->count);
-    put32(p + 4, h->session);
-    put64(p + 8, h->seq);
-    return RC_UDP_HDR_LEN;
-}
-
-size_t rc_udp_put_msg(void *dst, const char *chan, size_t clen, const void *payload, size_t len)
-{
-    uint8_t *p = dst;
-
-    put16(p, (uint16_t)clen);
-    memcpy(p + 2, chan, clen);
-    put32(p + 2 + clen, (uint32_t)len);
-    if (len)
-        memcpy(p + 6 + clen, payload, len);
-    return rc_udp_msg_size(clen, len);
-}
-
-/* ---- Sequence tracking ---- */
-
-static bool bit_get(const struct rc_udp_seq *t, uint64_t seq)
-{
-    uint64_t k = seq % RC_UDP_WINDOW;
-    return (t->bits[k / 64] >> (k % 64)) & 1;
-}
-
-static void bit_set(struct rc_udp_seq *t, uint64_t seq, bool on)
-{
-    uint64_t k = seq % RC_UDP_WINDOW, m = 1ull << (k % 64);
-    if (on)
-        t->bits[k / 64] |= m;
-    else
-        t->bits[k / 64] &= ~m;
-}
-
-/* Moves next forward to `to`: [next, to) were skipped, and their window bits
- * (which still describe numbers WINDOW older) are cleared. */
-static void advance(struct rc_udp_seq *t, uint64_t to)
-{
-    uint64_t skipped = to - t->next;
-
-    if (skipped >= RC_UDP_WINDOW) {
-        memset(t->bits, 0, sizeof(t->bits));
-    } else {
-        for (uint64_t q = t->next; q < to; q++)
-            bit_set(t, q, false);
-    }
-    t->gaps += skipped;
-    t->next = to;
-}
-
-static void start(struct rc_udp_seq *t, uint64_t next)
-{
-    t->started = true;
-    t->next = next;
-    memset(t->bits, 0, sizeof(t->bits));
-}
-
-bool rc_udp_seq_session(struct rc_udp_seq *t, uint32_t session)
-{
-    if (!t->started || session == t->session) {
-        t->session = session;
-        return true;
-    }
-    if (t->has_prev && session == t->prev_session) {
-        t->stale++;
-        return false;
-    }
-    t->prev_session = t->session;
-    t->has_prev = true;
-    t->session = session;
-    t->started = false;
-    t->resets++;
-    return true;
-}
-
-bool rc_udp_seq_accept(struct rc_udp_seq *t, uint64_t seq)
-{
-    if (!t->started) {
-        start(t, seq);
-    } else if (seq < t->next) {
-        if (t->next - seq > RC_UDP_WINDOW || bit_get(t, seq)) {
-            t->duplicates++;
-            return false;
-        }
-        /* A late message filling a gap (reordering, or the other line of
-         * an A/B pair). */
-        bit_set(t, seq, true);
-        if (t->gaps)
-            t->gaps--;
-        t->reordered++;
-        return true;
-    } else {
-        advance(t, seq);
-    }
-    /* The parser guarantees seq + count fits, so seq + 1 does. */
-    bit_set(t, seq, true);
-    t->next = seq + 1;
-    return true;
-}
-
-void rc_udp_seq_heartbeat(struct rc_udp_seq *t, uint64_t next)
-{
-    if (!t->started)
-        start(t, next);
-    else if (next > t->next)
-        advance(t, next);
-}
 
 /* ---- Configuration ---- */
 
@@ -408,6 +184,7 @@ struct udp_source {
 };
 
 struct rc_udp {
+    struct rc_server *s;
     int n;
     struct udp_source src[RC_MAX_UDP];
     int narb;
@@ -419,28 +196,9 @@ struct rc_udp {
     struct sockaddr_storage from[BATCH];
 };
 
-static void format_sa(const struct sockaddr_storage *ss, char *dst, size_t len)
-{
-    char ip[INET6_ADDRSTRLEN] = "?";
-    int port = 0;
-
-    if (ss->ss_family == AF_INET) {
-        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
-        inet_ntop(AF_INET, &a->sin_addr, ip, sizeof(ip));
-        port = ntohs(a->sin_port);
-        snprintf(dst, len, "%s:%d", ip, port);
-    } else if (ss->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
-        inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof(ip));
-        port = ntohs(a->sin6_port);
-        snprintf(dst, len, "[%s]:%d", ip, port);
-    } else {
-        snprintf(dst, len, "?");
-    }
-}
-
 static void malformed(struct udp_source *src, const struct sockaddr_storage *from, const char *why)
 {
+    struct rc_server *s = src->u->s;
     uint64_t now = rc_now_ms();
     char addr[80];
 
@@ -449,14 +207,14 @@ static void malformed(struct udp_source *src, const struct sockaddr_storage *fro
         src->unlogged++;
         return;
     }
-    format_sa(from, addr, sizeof(addr));
+    rc_format_sockaddr(from, addr, sizeof(addr));
     if (src->unlogged)
-        rc_log(RC_LOG_WARNING,
+        rc_log(&s->log, RC_LOG_WARNING,
                "UDP source '%s': dropped a malformed datagram from %s: %s (and %llu more "
                "since the last report)",
                src->cfg->name, addr, why, (unsigned long long)src->unlogged);
     else
-        rc_log(RC_LOG_WARNING, "UDP source '%s': dropped a malformed datagram from %s: %s",
+        rc_log(&s->log, RC_LOG_WARNING, "UDP source '%s': dropped a malformed datagram from %s: %s",
                src->cfg->name, addr, why);
     src->logged = true;
     src->log_ms = now;
@@ -502,17 +260,18 @@ static void datagram(struct rc_server *s, struct udp_source *src, const char *p,
             fresh = rc_udp_seq_accept(arb, q);
         src->messages++;
         if (fresh) {
-            rc_pubsub_publish(s, false, m.chan, m.clen, m.payload, m.len);
+            rc_engine_publish(s->eng, false, m.chan, m.clen, m.payload, m.len);
             src->published++;
         }
     }
 }
 
 /* The backend's callback: drains the socket in recvmmsg batches. */
-static bool on_readable(struct rc_server *s, void *arg)
+static bool on_readable(void *arg)
 {
     struct udp_source *src = arg;
     struct rc_udp *u = src->u;
+    struct rc_server *s = u->s;
 
     for (int round = 0; round < ROUNDS; round++) {
         int r;
@@ -528,12 +287,12 @@ static bool on_readable(struct rc_server *s, void *arg)
             u->mm[i].msg_len = 0;
         }
         r = recvmmsg(src->fd, u->mm, BATCH, MSG_DONTWAIT, NULL);
-        s->stats.sys[RC_SYS_RECVMMSG]++;
+        s->io.stats.sys[RC_SYS_RECVMMSG]++;
         if (r < 0) {
             if (errno == EINTR)
                 continue;
             if (errno != EAGAIN && errno != EWOULDBLOCK)
-                rc_log(RC_LOG_WARNING, "UDP source '%s': recvmmsg: %s", src->cfg->name,
+                rc_log(&s->log, RC_LOG_WARNING, "UDP source '%s': recvmmsg: %s", src->cfg->name,
                        strerror(errno));
             return false;
         }
@@ -550,7 +309,7 @@ static int join_group(struct rc_server *s, int fd, int fam, const struct rc_udp_
 {
     int r;
 
-    s->stats.sys[RC_SYS_SETSOCKOPT]++;
+    s->io.stats.sys[RC_SYS_SETSOCKOPT]++;
     if (fam == AF_INET) {
         struct ip_mreqn mr;
         int zero = 0;
@@ -566,7 +325,7 @@ static int join_group(struct rc_server *s, int fd, int fam, const struct rc_udp_
         if (r == 0) {
             /* Only the groups this socket joined, not every group any socket
              * on the host joined on this port (Linux's default). */
-            s->stats.sys[RC_SYS_SETSOCKOPT]++;
+            s->io.stats.sys[RC_SYS_SETSOCKOPT]++;
             setsockopt(fd, IPPROTO_IP, IP_MULTICAST_ALL, &zero, sizeof(zero));
         }
     } else {
@@ -606,16 +365,16 @@ static int open_source(struct rc_server *s, struct udp_source *src)
     }
     ss.ss_family = (sa_family_t)fam;
     fd = socket(fam, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    s->stats.sys[RC_SYS_OTHER]++;
+    s->io.stats.sys[RC_SYS_OTHER]++;
     if (fd < 0)
         goto fail;
-    s->stats.sys[RC_SYS_SETSOCKOPT] += 2;
+    s->io.stats.sys[RC_SYS_SETSOCKOPT] += 2;
     /* Several receivers of one group on a host share its port. */
     if (c->group[0])
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
     step = "bind";
-    s->stats.sys[RC_SYS_OTHER]++;
+    s->io.stats.sys[RC_SYS_OTHER]++;
     if (bind(fd, (struct sockaddr *)&ss, slen) < 0)
         goto fail;
     if (c->group[0]) {
@@ -627,30 +386,30 @@ static int open_source(struct rc_server *s, struct udp_source *src)
         }
     }
     slen = sizeof(ss);
-    s->stats.sys[RC_SYS_OTHER]++;
+    s->io.stats.sys[RC_SYS_OTHER]++;
     getsockname(fd, (struct sockaddr *)&ss, &slen);
-    format_sa(&ss, src->addr, sizeof(src->addr));
+    rc_format_sockaddr(&ss, src->addr, sizeof(src->addr));
     step = "watch";
-    err = s->be->watch(s, fd, on_readable, src);
+    err = s->io.be->watch(&s->io, fd, on_readable, src);
     if (err) {
         errno = -err;
         goto fail;
     }
     src->fd = fd;
     if (c->group[0])
-        rc_log(RC_LOG_NOTICE, "UDP source '%s' on %s, group %s%s%s", c->name, src->addr, c->group,
-               c->iface[0] ? " on " : "", c->iface);
+        rc_log(&s->log, RC_LOG_NOTICE, "UDP source '%s' on %s, group %s%s%s", c->name, src->addr,
+               c->group, c->iface[0] ? " on " : "", c->iface);
     else
-        rc_log(RC_LOG_NOTICE, "UDP source '%s' on %s", c->name, src->addr);
+        rc_log(&s->log, RC_LOG_NOTICE, "UDP source '%s' on %s", c->name, src->addr);
     return 0;
 
 fail:
     err = -errno;
-    rc_log(RC_LOG_WARNING, "Could not open UDP source '%s' %s:%d: %s: %s", c->name, c->addr,
-           c->port, step, strerror(-err));
+    rc_log(&s->log, RC_LOG_WARNING, "Could not open UDP source '%s' %s:%d: %s: %s", c->name,
+           c->addr, c->port, step, strerror(-err));
     if (fd >= 0) {
         close(fd);
-        s->stats.sys[RC_SYS_CLOSE]++;
+        s->io.stats.sys[RC_SYS_CLOSE]++;
     }
     return err;
 }
@@ -670,13 +429,15 @@ int rc_udp_start(struct rc_server *s)
 
     if (s->cfg.nudp == 0) {
         if (s->cfg.nudp_arb) {
-            rc_log(RC_LOG_WARNING, "udp-arbitrate names sources, but no udp-source is set");
+            rc_log(&s->log, RC_LOG_WARNING,
+                   "udp-arbitrate names sources, but no udp-source is set");
             return -EINVAL;
         }
         return 0;
     }
     u = rc_xcalloc(1, sizeof(*u));
     s->udp = u;
+    u->s = s;
     for (int i = 0; i < s->cfg.nudp; i++) {
         struct udp_source *src = &u->src[i];
         src->s = s;
@@ -690,7 +451,7 @@ int rc_udp_start(struct rc_server *s)
         for (int j = 0; j < 2; j++) {
             int i = find_source(u, s->cfg.udp_arb[k][j]);
             if (i < 0 || u->src[i].arb >= 0) {
-                rc_log(RC_LOG_WARNING, "udp-arbitrate: %s '%s'",
+                rc_log(&s->log, RC_LOG_WARNING, "udp-arbitrate: %s '%s'",
                        i < 0 ? "no udp-source named" : "already arbitrated:", s->cfg.udp_arb[k][j]);
                 return -EINVAL;
             }
@@ -721,10 +482,10 @@ void rc_udp_free(struct rc_server *s)
     for (int i = 0; i < u->n; i++) {
         if (u->src[i].fd < 0)
             continue;
-        if (s->be && s->be_state)
-            s->be->unwatch(s, u->src[i].fd);
+        if (s->io.be && s->io.be_state)
+            s->io.be->unwatch(&s->io, u->src[i].fd);
         close(u->src[i].fd);
-        s->stats.sys[RC_SYS_CLOSE]++;
+        s->io.stats.sys[RC_SYS_CLOSE]++;
     }
     free(u->bufs);
     free(u);

@@ -4,8 +4,8 @@
  * messages are contiguous in memory and a subscriber's queue can describe a
  * whole tick with one range. A slab is reference counted: the arena holds one
  * reference while it is the current slab, every queue entry (and therefore
- * every in-flight send) holds one. Released standard-size slabs are kept on a
- * short free list to spare malloc the churn of a busy feed.
+ * every in-flight send) holds one. Released standard-size slabs are kept on
+ * their pool's short free list to spare malloc the churn of a busy feed.
  *
  * SPDX-License-Identifier: BSD-3-Clause
  */
@@ -16,55 +16,57 @@
 
 #include "util.h"
 
-#define FREE_SLABS_MAX 64
-#define SLAB_HDR       offsetof(struct rc_slab, data)
+#define SLAB_HDR offsetof(struct rc_slab, data)
 
-uint64_t rc_slabs_live;
-uint64_t rc_slab_bytes;
+void rc_slab_pool_init(struct rc_slab_pool *p)
+{
+    memset(p, 0, sizeof(*p));
+}
 
-static struct rc_slab *free_slabs[FREE_SLABS_MAX];
-static size_t nfree_slabs;
+void rc_slab_pool_clear(struct rc_slab_pool *p)
+{
+    while (p->nfree)
+        free(p->free[--p->nfree]);
+}
 
-static struct rc_slab *slab_new(size_t cap)
+static struct rc_slab *slab_new(struct rc_slab_pool *p, size_t cap)
 {
     struct rc_slab *s;
 
-    if (cap == RC_SLAB_SIZE && nfree_slabs > 0) {
-        s = free_slabs[--nfree_slabs];
+    if (cap == RC_SLAB_SIZE && p->nfree > 0) {
+        s = p->free[--p->nfree];
     } else {
         s = rc_xmalloc(SLAB_HDR + cap);
         s->cap = (uint32_t)cap;
+        s->pool = p;
     }
     s->refs = 1;
     s->used = 0;
-    rc_slabs_live++;
-    rc_slab_bytes += SLAB_HDR + s->cap;
+    p->live++;
+    p->bytes += SLAB_HDR + s->cap;
     return s;
 }
 
 void rc_slab_unref(struct rc_slab *s)
 {
+    struct rc_slab_pool *p = s->pool;
+
     assert(s->refs > 0);
     if (--s->refs)
         return;
-    rc_slabs_live--;
-    rc_slab_bytes -= SLAB_HDR + s->cap;
-    if (s->cap == RC_SLAB_SIZE && nfree_slabs < FREE_SLABS_MAX) {
-        free_slabs[nfree_slabs++] = s;
+    p->live--;
+    p->bytes -= SLAB_HDR + s->cap;
+    if (s->cap == RC_SLAB_SIZE && p->nfree < RC_SLAB_POOL_FREE) {
+        p->free[p->nfree++] = s;
         return;
     }
     free(s);
 }
 
-void rc_slab_cache_clear(void)
-{
-    while (nfree_slabs)
-        free(free_slabs[--nfree_slabs]);
-}
-
-void rc_arena_init(struct rc_arena *a)
+void rc_arena_init(struct rc_arena *a, struct rc_slab_pool *pool)
 {
     memset(a, 0, sizeof(*a));
+    a->pool = pool;
     a->slab_size = RC_SLAB_SIZE;
 }
 
@@ -90,7 +92,7 @@ char *rc_arena_alloc(struct rc_arena *a, size_t n, struct rc_slab **slab, uint32
     if (n > a->slab_size / 4) {
         /* Large frames get a slab of their own: they would waste a shared
          * one, and they are freed as soon as their last reader is done. */
-        s = a->big = slab_new(n);
+        s = a->big = slab_new(a->pool, n);
         s->used = (uint32_t)n;
         *slab = s;
         *off = 0;
@@ -99,7 +101,7 @@ char *rc_arena_alloc(struct rc_arena *a, size_t n, struct rc_slab **slab, uint32
     if (!s || s->cap - s->used < n) {
         if (s)
             rc_slab_unref(s);
-        s = a->cur = slab_new(a->slab_size);
+        s = a->cur = slab_new(a->pool, a->slab_size);
     }
     *slab = s;
     *off = s->used;

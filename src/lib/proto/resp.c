@@ -670,30 +670,67 @@ static inline char *put_bulk(char *w, const char *s, size_t n)
     return w;
 }
 
-size_t rc_resp_msg_len(int proto, const char *kind, const char *pat, size_t plen, const char *chan,
-                       size_t clen, const char *payload, size_t len)
+/* ---- The RESP codecs (core/codec.h) ---- */
+
+static const char *const kind_names[] = {"message", "pmessage", "smessage"};
+static const size_t kind_lens[] = {7, 8, 8};
+
+static size_t int_size(uint64_t v)
 {
-    (void)proto;
-    (void)chan;
-    (void)payload;
-    size_t n = 4 + bulk_size(strlen(kind)) + bulk_size(clen) + bulk_size(len);
-    if (pat)
-        n += bulk_size(plen);
+    char tmp[24];
+    return 3 + rc_u64_to_str(tmp, v); /* ":<v>\r\n" */
+}
+
+static size_t msg_len(const struct rc_msgview *m)
+{
+    size_t n = 4 + bulk_size(kind_lens[m->kind]) + bulk_size(m->clen) + bulk_size(m->len);
+    if (m->kind == RC_MSG_PMESSAGE)
+        n += bulk_size(m->plen);
+    if (m->has_seq)
+        n += int_size(m->epoch) + int_size(m->seq);
     return n;
 }
 
-size_t rc_resp_msg_write(char *dst, int proto, const char *kind, const char *pat, size_t plen,
-                         const char *chan, size_t clen, const char *payload, size_t len)
+static char *put_int(char *w, uint64_t v)
 {
-    char *w = dst;
-    *w++ = proto >= 3 ? '>' : '*';
-    *w++ = pat ? '4' : '3';
+    *w++ = ':';
+    w += rc_u64_to_str(w, v);
     *w++ = '\r';
     *w++ = '\n';
-    w = put_bulk(w, kind, strlen(kind));
+    return w;
+}
+
+/* [kind, (pattern,) channel, payload (, epoch, seq)] as an array or a push. */
+static size_t msg_write(char *dst, const struct rc_msgview *m, char type)
+{
+    char *w = dst;
+    bool pat = m->kind == RC_MSG_PMESSAGE;
+
+    *w++ = type;
+    *w++ = (char)('0' + 3 + pat + (m->has_seq ? 2 : 0));
+    *w++ = '\r';
+    *w++ = '\n';
+    w = put_bulk(w, kind_names[m->kind], kind_lens[m->kind]);
     if (pat)
-        w = put_bulk(w, pat, plen);
-    w = put_bulk(w, chan, clen);
-    w = put_bulk(w, payload, len);
+        w = put_bulk(w, m->pat, m->plen);
+    w = put_bulk(w, m->chan, m->clen);
+    w = put_bulk(w, m->payload, m->len);
+    if (m->has_seq) {
+        w = put_int(w, m->epoch);
+        w = put_int(w, m->seq);
+    }
     return (size_t)(w - dst);
 }
+
+static size_t resp2_write(char *dst, const struct rc_msgview *m)
+{
+    return msg_write(dst, m, '*');
+}
+
+static size_t resp3_write(char *dst, const struct rc_msgview *m)
+{
+    return msg_write(dst, m, '>');
+}
+
+const struct rc_codec rc_codec_resp2 = {RC_FMT_RESP2, "resp2", msg_len, resp2_write};
+const struct rc_codec rc_codec_resp3 = {RC_FMT_RESP3, "resp3", msg_len, resp3_write};

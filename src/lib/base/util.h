@@ -26,19 +26,25 @@ void *rc_xrealloc(void *p, size_t n);
 char *rc_xstrdup(const char *s);
 void *rc_xmemdup(const void *p, size_t n);
 
-/* ---- Logging ---- */
+/* ---- Logging ----
+ *
+ * Each server (and the engine it owns) logs through its own struct
+ * rc_logger, so two servers in one process keep their own levels. Lines go
+ * to stderr in Redis's style: "pid:M dd Mon yyyy hh:mm:ss.mmm * text". */
 
 enum rc_log_level { RC_LOG_DEBUG, RC_LOG_VERBOSE, RC_LOG_NOTICE, RC_LOG_WARNING };
 
-/* Messages below this level are dropped. Default RC_LOG_NOTICE. */
-extern int rc_log_level;
+struct rc_logger {
+    int level; /* messages below it are dropped; RC_LOG_NOTICE by default */
+};
 
 /* Parses "debug", "verbose", "notice" or "warning"; returns the level or -EINVAL. */
 int rc_log_level_parse(const char *name);
 const char *rc_log_level_name(int level);
 
-/* Writes one line to stderr in Redis's style: "pid:role dd Mon yyyy hh:mm:ss.mmm * text". */
-void rc_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Writes one line when level is at least lg's level. lg NULL: always written. */
+void rc_log(const struct rc_logger *lg, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* ---- Time ---- */
 
@@ -77,6 +83,10 @@ bool rc_parse_i64(const char *s, size_t len, int64_t *out);
 /* Parses a memory size like Redis: "1024", "8mb", "1gb", "64k" (case-insensitive,
  * k/kb/m/mb/g/gb: k=1000 kb=1024 as in Redis). Returns false on bad input. */
 bool rc_parse_memory(const char *s, uint64_t *out);
+
+/* Formats an address as Redis does: "ip:port", "[ip6]:port", "?:0" for anything else. */
+struct sockaddr_storage;
+void rc_format_sockaddr(const struct sockaddr_storage *ss, char *dst, size_t len);
 
 /* Case-insensitive comparison of a counted string against a C string. */
 bool rc_strcaseeq(const char *s, size_t len, const char *lit);

@@ -6,7 +6,7 @@
  * singly linked list behind a mutex) and, when the inbox was empty, write the
  * server's eventfd once. The loop watches that eventfd like any socket
  * (backend.h: ops->watch); when it fires, the loop takes the whole list in one
- * lock and publishes every message through rc_pubsub_publish(), so host
+ * lock and publishes every message through rc_engine_publish(), so host
  * messages join the same tick as RESP PUBLISHes and UDP datagrams. The cost
  * per message is one lock and one allocation plus copy; the cost per wake-up
  * one eventfd write on the publishing side and one read on the loop, however
@@ -141,17 +141,19 @@ ringcast_server *ringcast_server_new(const ringcast_config *cfg)
 }
 
 /* The loop's side of the inbox: runs when the eventfd is readable. */
-static bool drain_inbox(struct rc_server *s, void *arg)
+static bool drain_inbox(void *arg)
 {
     ringcast_server *srv = arg;
+    struct rc_server *s = srv->s;
     struct inbox_msg *m;
     uint64_t v;
 
     /* Read first: a publisher that finds wake_pending cleared below writes
      * again, and that write must not be swallowed by this read. */
     if (read(srv->efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-        rc_log(RC_LOG_WARNING, "ringcast: reading the publish eventfd: %s", strerror(errno));
-    s->stats.sys[RC_SYS_READ]++;
+        rc_log(&srv->s->log, RC_LOG_WARNING, "ringcast: reading the publish eventfd: %s",
+               strerror(errno));
+    s->io.stats.sys[RC_SYS_READ]++;
     pthread_mutex_lock(&srv->mu);
     m = srv->head;
     srv->head = srv->tail = NULL;
@@ -160,7 +162,7 @@ static bool drain_inbox(struct rc_server *s, void *arg)
     pthread_mutex_unlock(&srv->mu);
     while (m) {
         struct inbox_msg *next = m->next;
-        rc_pubsub_publish(s, false, m->data, m->clen, m->data + m->clen, m->len);
+        rc_engine_publish(s->eng, false, m->data, m->clen, m->data + m->clen, m->len);
         free(m);
         m = next;
     }
@@ -176,14 +178,16 @@ int ringcast_server_listen(ringcast_server *srv)
     err = rc_server_start(srv->s);
     if (err)
         return err;
-    err = srv->s->be->watch(srv->s, srv->efd, drain_inbox, srv);
+    err = srv->s->io.be->watch(&srv->s->io, srv->efd, drain_inbox, srv);
     if (err) {
-        rc_log(RC_LOG_WARNING, "ringcast: cannot watch the publish eventfd: %s", strerror(-err));
+        rc_log(&srv->s->log, RC_LOG_WARNING, "ringcast: cannot watch the publish eventfd: %s",
+               strerror(-err));
         return err;
     }
     srv->listening = true;
-    rc_log(RC_LOG_NOTICE, "ringcast %s embedded: listening on %s port %d, io backend %s",
-           RINGCAST_VERSION_STRING, srv->s->cfg.bind[0], srv->s->port, srv->s->be->name);
+    rc_log(&srv->s->log, RC_LOG_NOTICE,
+           "ringcast %s embedded: listening on %s port %d, io backend %s", RINGCAST_VERSION_STRING,
+           srv->s->cfg.bind[0], srv->s->port, srv->s->io.be->name);
     return 0;
 }
 
@@ -220,8 +224,8 @@ void ringcast_server_free(ringcast_server *srv)
 
     if (!srv)
         return;
-    if (srv->listening && srv->s->be && srv->s->be_state)
-        srv->s->be->unwatch(srv->s, srv->efd);
+    if (srv->listening && srv->s->io.be && srv->s->io.be_state)
+        srv->s->io.be->unwatch(&srv->s->io, srv->efd);
     rc_server_free(srv->s);
     close(srv->efd);
     m = srv->head;
@@ -286,15 +290,15 @@ int ringcast_publish(ringcast_server *srv, const char *channel, size_t clen, con
 
 int ringcast_server_stats(const ringcast_server *srv, struct ringcast_stats *st)
 {
-    const struct rc_stats *rs = &srv->s->stats;
+    const struct rc_engine_stats *es = rc_engine_stats(srv->s->eng);
     ringcast_server *w = (ringcast_server *)srv; /* the mutex is not part of the value */
 
     memset(st, 0, sizeof(*st));
     st->clients = srv->s->nclients;
-    st->messages_published = rs->messages_published;
-    st->deliveries = rs->deliveries;
-    st->bytes_out = rs->bytes_out;
-    st->syscalls = rc_stats_syscalls(rs);
+    st->messages_published = es->published;
+    st->deliveries = es->deliveries;
+    st->bytes_out = srv->s->io.stats.bytes_out;
+    st->syscalls = rc_io_syscalls(&srv->s->io.stats);
     pthread_mutex_lock(&w->mu);
     st->inbox_messages = w->inbox_messages;
     st->inbox_wakeups = w->inbox_wakeups;

@@ -4,7 +4,7 @@
  * errors in the same order: unknown command (or unknown subcommand of a
  * container command), wrong arity, NOAUTH, then the RESP2 subscribed-context
  * rule. QUIT answers +OK and closes after the reply. The pub/sub commands live
- * in pubsub.c and INFO in info.c; this file holds the rest: PING, ECHO, QUIT,
+ * in cmd_pubsub.c and INFO in info.c; this file holds the rest: PING, ECHO, QUIT,
  * RESET, HELLO, AUTH, SELECT, CLIENT, COMMAND and CONFIG.
  *
  * SPDX-License-Identifier: BSD-3-Clause
@@ -18,8 +18,6 @@
 #include "cmd.h"
 #include "glob.h"
 #include "mdata.h"
-
-#define RC_REDIS_VERSION "7.0.15"
 
 #define PS RC_CMD_PUBSUBCTX
 #define NA RC_CMD_NOAUTH
@@ -217,11 +215,6 @@ void rc_reply_arity(struct rc_server *s, const char *name)
     rc_resp_errorf(&s->rbuf, "ERR wrong number of arguments for '%s' command", name);
 }
 
-static bool in_pubsub_ctx(const struct rc_conn *c)
-{
-    return rc_pubsub_count(c) + rc_pubsub_count_shard(c) > 0;
-}
-
 void rc_cmd_execute(struct rc_server *s, struct rc_conn *c, const struct rc_req *r)
 {
     const struct rc_cmd *cmd = rc_cmd_lookup(r->argv[0], r->argvlen[0]);
@@ -249,9 +242,9 @@ void rc_cmd_execute(struct rc_server *s, struct rc_conn *c, const struct rc_req 
     c->last_cmd = cmd->name;
     if ((cmd->arity > 0 && r->argc != cmd->arity) || r->argc < -cmd->arity) {
         rc_reply_arity(s, cmd->name);
-    } else if (!(c->flags & RC_CONN_AUTHED) && !(cmd->flags & RC_CMD_NOAUTH)) {
+    } else if (!(c->io.flags & RC_CONN_AUTHED) && !(cmd->flags & RC_CMD_NOAUTH)) {
         rc_resp_error(&s->rbuf, "NOAUTH Authentication required.");
-    } else if (c->proto == 2 && !(cmd->flags & RC_CMD_PUBSUBCTX) && in_pubsub_ctx(c)) {
+    } else if (c->proto == 2 && !(cmd->flags & RC_CMD_PUBSUBCTX) && rc_conn_subscribed(c)) {
         rc_resp_errorf(&s->rbuf,
                        "ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / "
                        "QUIT / RESET are allowed in this context",
@@ -269,7 +262,7 @@ void rc_cmd_ping(struct rc_server *s, struct rc_conn *c, const struct rc_req *r)
 {
     if (r->argc > 2)
         return rc_reply_arity(s, "ping");
-    if (c->proto == 2 && in_pubsub_ctx(c)) {
+    if (c->proto == 2 && rc_conn_subscribed(c)) {
         rc_resp_array(&s->rbuf, 2);
         rc_resp_bulkstr(&s->rbuf, "pong");
         if (r->argc == 2)
@@ -291,17 +284,17 @@ void rc_cmd_echo(struct rc_server *s, struct rc_conn *c, const struct rc_req *r)
 void rc_cmd_quit(struct rc_server *s, struct rc_conn *c, const struct rc_req *r)
 {
     rc_resp_simple(&s->rbuf, "OK");
-    c->flags |= RC_CONN_CLOSE_AFTER_REPLY;
+    c->io.flags |= RC_IO_CLOSE_AFTER_REPLY;
 }
 
 void rc_cmd_reset(struct rc_server *s, struct rc_conn *c, const struct rc_req *r)
 {
-    rc_pubsub_unsubscribe_all(s, c);
-    rc_pubsub_set_proto(s, c, 2);
+    rc_engine_sink_reset(s->eng, &c->sink);
+    rc_conn_set_proto(s, c, 2);
     free(c->name);
     c->name = NULL;
     if (s->cfg.requirepass)
-        c->flags &= ~RC_CONN_AUTHED;
+        c->io.flags &= ~RC_CONN_AUTHED;
     rc_resp_simple(&s->rbuf, "RESET");
 }
 
@@ -326,7 +319,7 @@ static bool try_auth(struct rc_server *s, struct rc_conn *c, const char *user, s
     bool user_ok = !user || rc_strcaseeq(user, ulen, "default");
     bool ok = password_ok(s, pass, plen);
     if (user_ok && ok) {
-        c->flags |= RC_CONN_AUTHED;
+        c->io.flags |= RC_CONN_AUTHED;
         return true;
     }
     rc_resp_error(&s->rbuf, "WRONGPASS invalid username-password pair or user is disabled.");
@@ -403,7 +396,7 @@ void rc_cmd_hello(struct rc_server *s, struct rc_conn *c, const struct rc_req *r
         rc_resp_error(&s->rbuf, "WRONGPASS invalid username-password pair or user is disabled.");
         return;
     }
-    if (!(c->flags & RC_CONN_AUTHED)) {
+    if (!(c->io.flags & RC_CONN_AUTHED)) {
         rc_resp_error(&s->rbuf,
                       "NOAUTH HELLO must be called with the client already authenticated, "
                       "otherwise the HELLO AUTH <user> <pass> option can be used to "
@@ -422,7 +415,7 @@ void rc_cmd_hello(struct rc_server *s, struct rc_conn *c, const struct rc_req *r
         free(c->name);
         c->name = nlen ? rc_xmemdup(name, nlen) : NULL;
     }
-    rc_pubsub_set_proto(s, c, (int)ver);
+    rc_conn_set_proto(s, c, (int)ver);
     rc_resp_map(&s->rbuf, c->proto, 7);
     rc_resp_bulkstr(&s->rbuf, "server");
     rc_resp_bulkstr(&s->rbuf, "redis");
@@ -431,7 +424,7 @@ void rc_cmd_hello(struct rc_server *s, struct rc_conn *c, const struct rc_req *r
     rc_resp_bulkstr(&s->rbuf, "proto");
     rc_resp_int(&s->rbuf, c->proto);
     rc_resp_bulkstr(&s->rbuf, "id");
-    rc_resp_int(&s->rbuf, (int64_t)c->id);
+    rc_resp_int(&s->rbuf, (int64_t)c->io.id);
     rc_resp_bulkstr(&s->rbuf, "mode");
     rc_resp_bulkstr(&s->rbuf, "standalone");
     rc_resp_bulkstr(&s->rbuf, "role");
@@ -459,9 +452,9 @@ void rc_cmd_select(struct rc_server *s, struct rc_conn *c, const struct rc_req *
 void rc_client_info_line(struct rc_server *s, struct rc_conn *c, struct rc_buf *b)
 {
     uint64_t now = rc_now_ms();
-    size_t nsub = c->channels ? rc_dict_size(c->channels) : 0;
-    size_t npsub = c->patterns ? rc_dict_size(c->patterns) : 0;
-    size_t nssub = rc_pubsub_count_shard(c);
+    size_t nsub = rc_sink_count(&c->sink, RC_SUB_CHANNEL);
+    size_t npsub = rc_sink_count(&c->sink, RC_SUB_PATTERN);
+    size_t nssub = rc_sink_count(&c->sink, RC_SUB_SHARD);
     const char *flags = (nsub + npsub + nssub) ? "P" : "N";
 
     rc_buf_appendf(b,
@@ -469,14 +462,14 @@ void rc_client_info_line(struct rc_server *s, struct rc_conn *c, struct rc_buf *
                    "sub=%zu psub=%zu ssub=%zu multi=-1 qbuf=%zu qbuf-free=%zu argv-mem=0 "
                    "multi-mem=0 rbs=0 rbp=0 obl=0 oll=%u omem=%llu tot-mem=%zu events=r%s "
                    "cmd=%s user=default redir=-1 resp=%d",
-                   (unsigned long long)c->id, c->addr, c->laddr, c->fd, c->name ? c->name : "",
-                   (unsigned long long)((now - c->ctime_ms) / 1000),
+                   (unsigned long long)c->io.id, c->addr, c->laddr, c->io.fd,
+                   c->name ? c->name : "", (unsigned long long)((now - c->ctime_ms) / 1000),
                    (unsigned long long)((now - c->last_ms) / 1000), flags, nsub, npsub, nssub,
-                   c->qbuf.len, c->qbuf.cap - c->qbuf.len, c->out.n,
-                   (unsigned long long)c->out.bytes,
-                   sizeof(*c) + c->qbuf.cap + (size_t)c->out.cap * sizeof(struct rc_ref),
-                   rc_queue_empty(&c->out) ? "" : "w", c->last_cmd, c->proto);
-    rc_mdata_client_fields(s, c, b);
+                   c->qbuf.len, c->qbuf.cap - c->qbuf.len, c->io.out.n,
+                   (unsigned long long)c->io.out.bytes,
+                   sizeof(*c) + c->qbuf.cap + (size_t)c->io.out.cap * sizeof(struct rc_ref),
+                   rc_queue_empty(&c->io.out) ? "" : "w", c->last_cmd, c->proto);
+    rc_mdata_client_fields(s->eng, &c->sink, b);
     rc_buf_appendc(b, '\n');
 }
 
@@ -521,7 +514,7 @@ void rc_cmd_client(struct rc_server *s, struct rc_conn *c, const struct rc_req *
     size_t sl = r->argvlen[1];
 
     if (rc_strcaseeq(sub, sl, "id")) {
-        rc_resp_int(&s->rbuf, (int64_t)c->id);
+        rc_resp_int(&s->rbuf, (int64_t)c->io.id);
     } else if (rc_strcaseeq(sub, sl, "getname")) {
         if (c->name)
             rc_resp_bulkstr(&s->rbuf, c->name);
@@ -599,16 +592,18 @@ void rc_cmd_client(struct rc_server *s, struct rc_conn *c, const struct rc_req *
             for (int k = 0; k < nids; k++) {
                 int64_t id = 0;
                 rc_parse_i64(ids[k], idlens[k], &id);
-                for (struct rc_conn *x = s->clients_head; x; x = x->next)
-                    if (x->id == (uint64_t)id)
-                        rc_client_info_line(s, x, &b);
+                RC_FOR_EACH_CONN(s, x)
+                if (x->io.id == (uint64_t)id)
+                    rc_client_info_line(s, x, &b);
             }
         }
-        for (struct rc_conn *x = nids ? NULL : s->clients_head; x; x = x->next) {
-            bool ps = rc_pubsub_count(x) + rc_pubsub_count_shard(x) > 0;
-            if (r->argc == 4 && ps != only_pubsub)
-                continue;
-            rc_client_info_line(s, x, &b);
+        if (!nids) {
+            RC_FOR_EACH_CONN(s, x)
+            {
+                if (r->argc == 4 && rc_conn_subscribed(x) != only_pubsub)
+                    continue;
+                rc_client_info_line(s, x, &b);
+            }
         }
         rc_resp_verbatim(&s->rbuf, c->proto, b.p ? b.p : "", b.len);
         rc_buf_free(&b);
@@ -794,13 +789,6 @@ static const char *const config_help[] = {
     "    Prints this help.",
 };
 
-static void free_rules_of(struct rc_config *c)
-{
-    for (int k = 0; k < c->nmdata_rules; k++)
-        free(c->mdata_rules[k].pattern);
-    free(c->mdata_rules);
-}
-
 /* CONFIG SET <name> <value> [<name> <value> ...]: only the settings
  * rc_config_runtime() allows (the mdata-* family); the others need a restart.
  * All pairs are checked on a copy first, so a bad one changes nothing. */
@@ -851,16 +839,16 @@ static void config_set(struct rc_server *s, const struct rc_req *r)
                                name, err);
                 free(name);
                 free(val);
-                free_rules_of(&tmp);
+                rc_config_free_rules(&tmp);
                 return;
             }
             free(name);
             free(val);
         }
     }
-    free_rules_of(&tmp);
+    rc_config_free_rules(&tmp);
     if (mdata)
-        rc_mdata_reconfigure(s);
+        rc_mdata_reconfigure(s->eng);
     rc_resp_simple(&s->rbuf, "OK");
 }
 
@@ -882,9 +870,9 @@ void rc_cmd_config(struct rc_server *s, struct rc_conn *c, const struct rc_req *
     } else if (rc_strcaseeq(r->argv[1], r->argvlen[1], "set")) {
         config_set(s, r);
     } else if (rc_strcaseeq(r->argv[1], r->argvlen[1], "resetstat")) {
-        uint64_t slab = s->stats.slab_bytes;
         memset(&s->stats, 0, sizeof(s->stats));
-        s->stats.slab_bytes = slab;
+        memset(&s->io.stats, 0, sizeof(s->io.stats));
+        rc_engine_stats_reset(s->eng);
         rc_resp_simple(&s->rbuf, "OK");
     } else {
         reply_help(s, config_help, RC_ARRAY_LEN(config_help));

@@ -1,4 +1,4 @@
-/* test_pubsub.c -- the channel table and fan-out, driven without any I/O.
+/* test_cmd_pubsub.c -- the pub/sub commands over the engine, driven without any I/O.
  *
  * Connections are created on one end of socketpairs but never read by a
  * backend: requests go in through rc_conn_input() and what each client would
@@ -28,18 +28,31 @@ static char *drain(struct rc_conn *c)
 {
     struct iovec iov[64];
     size_t bytes, len = 0;
-    char *out = malloc(c->out.bytes + 1);
+    char *out = malloc(c->io.out.bytes + 1);
 
-    while (!rc_queue_empty(&c->out)) {
-        int n = rc_queue_iov(&c->out, iov, 64, SIZE_MAX, &bytes);
+    while (!rc_queue_empty(&c->io.out)) {
+        int n = rc_queue_iov(&c->io.out, iov, 64, SIZE_MAX, &bytes);
         for (int i = 0; i < n; i++) {
             memcpy(out + len, iov[i].iov_base, iov[i].iov_len);
             len += iov[i].iov_len;
         }
-        rc_queue_consume(&c->out, bytes);
+        rc_queue_consume(&c->io.out, bytes);
     }
     out[len] = '\0';
     return out;
+}
+
+static void count_one(void *arg, const char *name, size_t len)
+{
+    (*(size_t *)arg)++;
+}
+
+/* Channels (or patterns) with subscribers, as PUBSUB CHANNELS lists them. */
+static size_t names(struct fixture *f, enum rc_sub_kind kind)
+{
+    size_t n = 0;
+    rc_engine_each(f->s->eng, kind, count_one, &n);
+    return n;
 }
 
 static void expect(struct rc_conn *c, const char *want)
@@ -64,8 +77,8 @@ static void test_subscribe_publish(void **state)
     expect(a, "*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$2\r\nhi\r\n"
               "*3\r\n$7\r\nmessage\r\n$5\r\nsport\r\n$2\r\ngo\r\n");
     expect(b, "*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$2\r\nhi\r\n");
-    assert_int_equal(f->s->stats.deliveries, 3);
-    assert_int_equal(f->s->stats.messages_published, 3);
+    assert_int_equal(rc_engine_stats(f->s->eng)->deliveries, 3);
+    assert_int_equal(rc_engine_stats(f->s->eng)->published, 3);
 }
 
 static void test_frame_shared_not_copied(void **state)
@@ -79,9 +92,9 @@ static void test_frame_shared_not_copied(void **state)
     free(drain(b));
     send_cmd(f, p, "PUBLISH ch payload\r\n");
     /* Both queues point at the very same bytes. */
-    assert_int_equal(a->out.n, 1);
-    assert_int_equal(b->out.n, 1);
-    struct rc_ref *ra = &a->out.r[a->out.head], *rb = &b->out.r[b->out.head];
+    assert_int_equal(a->io.out.n, 1);
+    assert_int_equal(b->io.out.n, 1);
+    struct rc_ref *ra = &a->io.out.r[a->io.out.head], *rb = &b->io.out.r[b->io.out.head];
     assert_ptr_equal(ra->slab, rb->slab);
     assert_int_equal(ra->off, rb->off);
     assert_int_equal(ra->len, rb->len);
@@ -118,24 +131,24 @@ static void test_unsubscribe_and_cleanup(void **state)
 
     send_cmd(f, a, "SUBSCRIBE x y\r\nPSUBSCRIBE z*\r\n");
     free(drain(a));
-    assert_int_equal(rc_dict_size(f->s->channels), 2);
+    assert_int_equal(names(f, RC_SUB_CHANNEL), 2);
     send_cmd(f, a, "UNSUBSCRIBE x\r\n");
     expect(a, "*3\r\n$11\r\nunsubscribe\r\n$1\r\nx\r\n:2\r\n");
-    assert_int_equal(rc_dict_size(f->s->channels), 1);
+    assert_int_equal(names(f, RC_SUB_CHANNEL), 1);
     send_cmd(f, a, "UNSUBSCRIBE\r\n");
     expect(a, "*3\r\n$11\r\nunsubscribe\r\n$1\r\ny\r\n:1\r\n");
     send_cmd(f, a, "UNSUBSCRIBE\r\n");
     expect(a, "*3\r\n$11\r\nunsubscribe\r\n$-1\r\n:1\r\n");
-    assert_int_equal(rc_dict_size(f->s->channels), 0);
+    assert_int_equal(names(f, RC_SUB_CHANNEL), 0);
     /* A disconnect drops the pattern too. */
     send_cmd(f, b, "PSUBSCRIBE z*\r\n");
     free(drain(b));
     rc_conn_unlink(f->s, a, "test");
     rc_conn_free(f->s, a);
-    assert_int_equal(rc_dict_size(f->s->patterns), 1);
+    assert_int_equal(names(f, RC_SUB_PATTERN), 1);
     rc_conn_unlink(f->s, b, "test");
     rc_conn_free(f->s, b);
-    assert_int_equal(rc_dict_size(f->s->patterns), 0);
+    assert_int_equal(names(f, RC_SUB_PATTERN), 0);
     assert_int_equal(f->s->nclients, 0);
 }
 
@@ -200,9 +213,9 @@ static void test_output_limit_disconnects(void **state)
         send_cmd(f, p, cmd);
         free(drain(fast)); /* the fast client keeps up */
     }
-    assert_true(slow->flags & RC_CONN_CLOSE_ASAP);
+    assert_true(slow->io.flags & RC_IO_CLOSE_ASAP);
     assert_int_equal(f->s->stats.obuf_disconnects, 1);
-    assert_int_equal(rc_pubsub_count(slow), 0);
+    assert_false(rc_conn_subscribed(slow));
     free(drain(p));
 }
 

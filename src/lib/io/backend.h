@@ -3,8 +3,8 @@
  * A backend owns the sockets and the wait for events. Each loop iteration it
  * is asked to hand the kernel "this tick's work for all clients" -- every
  * connection on the server's dirty list -- then to wait for and dispatch
- * events (accepts, input, send completions) back into the server through
- * rc_conn_accepted(), rc_conn_input() and the teardown helpers below.
+ * events (accepts, input, send completions) back into the host through
+ * the ops of io.h (accepted, input, sent, unlink, free).
  *
  *   uring  one io_uring_enter per iteration submits every client's send and
  *          reaps completions (backend_uring.c)
@@ -12,8 +12,8 @@
  *   naive  one write per message per client, the baseline (also in
  *          backend_epoll.c: the same loop with per-message writes)
  *
- * The server never calls the kernel for socket I/O itself; everything the
- * backends do is counted in s->stats.sys[] so INFO can report syscalls per
+ * The host never calls the kernel for socket I/O itself; everything the
+ * backends do is counted in io->stats.sys[] so INFO can report syscalls per
  * delivery.
  *
  * SPDX-License-Identifier: BSD-3-Clause
@@ -23,39 +23,29 @@
 
 #include <stdbool.h>
 
-struct rc_server;
-struct rc_conn;
-
-/* Extra descriptors a backend watches besides its clients and listeners
- * (UDP feed sockets, the library's publish eventfd). */
-#define RC_MAX_WATCH 32
-
-/* Called on the loop thread when a watched fd is readable. Returns true when
- * it stopped early with input left: the backend then calls it again on the
- * next iteration without waiting for a new readiness event. */
-typedef bool (*rc_watch_fn)(struct rc_server *s, void *arg);
+#include "io.h"
 
 struct rc_backend_ops {
     const char *name;
     /* Prepares the backend. Returns 0, or -errno when it cannot run on this
      * machine (the server then falls back to epoll, logging why). */
-    int (*init)(struct rc_server *s);
+    int (*init)(struct rc_io *io);
     /* Starts accepting on a bound, listening, non-blocking socket. */
-    int (*listen)(struct rc_server *s, int fd);
+    int (*listen)(struct rc_io *io, int fd);
     /* Stops accepting (shutdown): closes the listening sockets. */
-    void (*unlisten)(struct rc_server *s);
+    void (*unlisten)(struct rc_io *io);
     /* One iteration: flush the dirty list, wait up to timeout_ms, dispatch. */
-    void (*poll)(struct rc_server *s, int timeout_ms);
+    void (*poll)(struct rc_io *io, int timeout_ms);
     /* Frees everything: every connection is torn down and the listening
      * sockets still open are closed (they belong to the backend once given
      * to listen()). */
-    void (*destroy)(struct rc_server *s);
-    /* Watches fd (not a client) for readability: cb(s, arg) runs on the loop
+    void (*destroy)(struct rc_io *io);
+    /* Watches fd (not a client) for readability: cb(arg) runs on the loop
      * thread when it is readable. Returns 0 or -errno (-ENOSPC past
      * RC_MAX_WATCH watches). */
-    int (*watch)(struct rc_server *s, int fd, rc_watch_fn cb, void *arg);
+    int (*watch)(struct rc_io *io, int fd, rc_watch_fn cb, void *arg);
     /* Stops watching fd; call before closing it. */
-    void (*unwatch)(struct rc_server *s, int fd);
+    void (*unwatch)(struct rc_io *io, int fd);
 };
 
 extern const struct rc_backend_ops rc_backend_epoll;

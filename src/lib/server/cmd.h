@@ -15,6 +15,9 @@
 
 #include "server.h"
 
+/* The Redis version we answer as (HELLO, INFO): the one whose replies we match. */
+#define RC_REDIS_VERSION "7.0.15"
+
 struct rc_req {
     int argc;
     const char **argv;
@@ -51,28 +54,15 @@ void rc_reply_arity(struct rc_server *s, const char *name);
 /* Replies "ERR unknown subcommand '<sub>'. Try <CMD> HELP." */
 void rc_reply_unknown_sub(struct rc_server *s, const char *cmd, const char *sub, size_t sublen);
 
-/* pubsub.c */
+/* cmd_pubsub.c */
 rc_cmd_fn rc_cmd_subscribe, rc_cmd_unsubscribe, rc_cmd_psubscribe, rc_cmd_punsubscribe;
 rc_cmd_fn rc_cmd_ssubscribe, rc_cmd_sunsubscribe, rc_cmd_publish, rc_cmd_spublish, rc_cmd_pubsub;
-/* Drops every subscription of c (on disconnect and RESET); no replies. */
-void rc_pubsub_unsubscribe_all(struct rc_server *s, struct rc_conn *c);
-/* Publishes payload on channel (shard = SPUBLISH namespace); returns receivers. */
-uint64_t rc_pubsub_publish(struct rc_server *s, bool shard, const char *chan, size_t clen,
-                           const char *payload, size_t len);
-/* Subscriptions of c: channels + patterns (what the confirmation counts). */
-/* Switches c's wire format (HELLO, RESET), re-filing its subscriptions. */
-void rc_pubsub_set_proto(struct rc_server *s, struct rc_conn *c, int proto);
-size_t rc_pubsub_count(const struct rc_conn *c);
-size_t rc_pubsub_count_shard(const struct rc_conn *c);
-void rc_pubsub_init(struct rc_server *s);
-void rc_pubsub_free(struct rc_server *s);
-
 /* Subscribes c to one channel and queues the confirmation (no mdata
  * snapshot); returns false when it already was. */
 bool rc_pubsub_subscribe_channel(struct rc_server *s, struct rc_conn *c, const char *name,
                                  size_t len);
 
-/* mdata.c: the RC.* market-data extension commands (docs/extensions.md). */
+/* cmd_mdata.c: the RC.* market-data extension commands (docs/extensions.md). */
 rc_cmd_fn rc_cmd_rc_last, rc_cmd_rc_lastp, rc_cmd_rc_del, rc_cmd_rc_seqmode, rc_cmd_rc_resume;
 
 /* info.c */

@@ -14,7 +14,10 @@
  * Replies to one client (command results, subscribe confirmations) go to a
  * separate reply arena so they do not break the contiguity of shared frames.
  *
- * Reference counts are plain integers: one loop thread owns all slabs.
+ * Every slab belongs to a pool (struct rc_slab_pool) that keeps its free list
+ * and its byte counts, one pool per engine instance: two servers in one
+ * process share nothing. Reference counts are plain integers: one loop
+ * thread owns a pool and every slab in it.
  *
  * SPDX-License-Identifier: BSD-3-Clause
  */
@@ -27,22 +30,42 @@
 
 #define RC_SLAB_SIZE (64u * 1024u)
 
+#define RC_SLAB_POOL_FREE 64 /* standard slabs kept for reuse */
+
+struct rc_slab_pool;
+
 struct rc_slab {
     uint32_t refs;
     uint32_t cap;
     uint32_t used;
     uint32_t pad;
+    struct rc_slab_pool *pool;
     char data[];
 };
 
-/* A slab allocator handing out write-once ranges. */
+/* Where slabs come from and go back to; counts what is live. */
+struct rc_slab_pool {
+    struct rc_slab *free[RC_SLAB_POOL_FREE];
+    size_t nfree;
+    uint64_t live;  /* slabs allocated and not yet released */
+    uint64_t bytes; /* their bytes, headers included */
+};
+
+void rc_slab_pool_init(struct rc_slab_pool *p);
+/* Frees the recycled slabs. Slabs still live stay valid and come back to
+ * free() when released. */
+void rc_slab_pool_clear(struct rc_slab_pool *p);
+
+/* A slab allocator handing out write-once ranges from a pool. */
 struct rc_arena {
+    struct rc_slab_pool *pool;
     struct rc_slab *cur; /* the slab being filled; the arena holds one reference */
     struct rc_slab *big; /* last large slab handed out; held until the next alloc */
     size_t slab_size;
 };
 
-void rc_arena_init(struct rc_arena *a);
+/* pool is borrowed and must outlive every slab the arena hands out. */
+void rc_arena_init(struct rc_arena *a, struct rc_slab_pool *pool);
 /* Drops the arena's references. */
 void rc_arena_free(struct rc_arena *a);
 
@@ -61,14 +84,7 @@ static inline void rc_slab_ref(struct rc_slab *s)
     s->refs++;
 }
 
-/* Drops one reference; the slab goes back to its arena's free list or to free() at zero. */
+/* Drops one reference; the slab goes back to its pool's free list or to free() at zero. */
 void rc_slab_unref(struct rc_slab *s);
-
-/* Slabs and bytes currently allocated (all arenas), for tests and INFO. */
-extern uint64_t rc_slabs_live;
-extern uint64_t rc_slab_bytes;
-
-/* Frees the recycled-slab cache (at exit, for leak checkers). */
-void rc_slab_cache_clear(void);
 
 #endif

@@ -1,7 +1,9 @@
 /* server.c -- server life cycle, connections and the main loop.
  *
- * The server owns the configuration, the engine tables and the client list;
- * the backend owns the sockets. Input from a backend is parsed in place
+ * The server owns the configuration, the engine and the connections; the
+ * backend owns the sockets. This file is the wiring: it is the io layer's
+ * host (io.h ops: accepted, input, sent, unlink, free) and each connection's
+ * sink owner for the engine (engine.h: push). Input from a backend is parsed in place
  * (no copy when a read holds whole requests) and executed at once; PUBLISH
  * appends references to shared frames to every subscriber's queue, replies go
  * to the replying client's queue, and each touched connection lands on the
@@ -21,7 +23,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -35,10 +36,7 @@
 #include "mdata.h"
 #include "udp.h"
 
-const char *const rc_sys_names[RC_SYS__COUNT] = {
-    "io_uring_enter", "epoll_wait", "epoll_ctl", "write",      "writev", "sendmsg",
-    "read",           "accept",     "close",     "setsockopt", "other",  "recvmmsg",
-};
+static const struct rc_io_host_ops host_ops;
 
 /* ---- Server life ---- */
 
@@ -52,19 +50,14 @@ static void copy_config(struct rc_config *dst, const struct rc_config *src)
     rc_config_dup_rules(dst);
 }
 
-/* Frames above a quarter slab get a slab of their own, freed when the last
- * send completes. With glibc's default dynamic thresholds a stream of
- * 100 KB messages made it shrink and regrow the heap with brk on nearly
- * every message (27% of the uring backend's CPU in BENCHMARKS.md, "Problems
- * found"): keep freed memory up to a bound and serve large blocks from it. */
-static void tune_malloc(void)
+/* The settings the backend reads, copied into its struct rc_io. */
+void rc_server_sync_io_cfg(struct rc_server *s)
 {
-    static bool done;
-    if (done)
-        return;
-    done = true;
-    mallopt(M_MMAP_THRESHOLD, 4 * 1024 * 1024);
-    mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
+    s->io.cfg = (struct rc_io_cfg){.maxclients = s->cfg.maxclients,
+                                   .uring_entries = s->cfg.uring_entries,
+                                   .tick_us = s->cfg.tick_us,
+                                   .tick_bytes = s->cfg.tick_bytes,
+                                   .zc_threshold = s->cfg.zc_threshold};
 }
 
 struct rc_server *rc_server_new(const struct rc_config *cfg)
@@ -72,12 +65,14 @@ struct rc_server *rc_server_new(const struct rc_config *cfg)
     struct rc_server *s = rc_xcalloc(1, sizeof(*s));
     unsigned char rnd[20];
 
-    tune_malloc();
     copy_config(&s->cfg, cfg);
-    rc_pubsub_init(s);
-    rc_mdata_init(s);
-    rc_arena_init(&s->frames);
-    rc_arena_init(&s->replies);
+    s->log.level = s->cfg.loglevel;
+    s->eng = rc_engine_new(&(struct rc_engine_cfg){
+        .codecs = rc_codecs, .ncodecs = RC_FMT__COUNT, .log = &s->log, .md = &s->cfg.md});
+    rc_arena_init(&s->replies, rc_engine_pool(s->eng));
+    s->io.host = &host_ops;
+    s->io.log = &s->log;
+    rc_server_sync_io_cfg(s);
     s->next_id = 1;
     s->start_ms = rc_now_ms();
     s->start_wall_us = rc_wall_us();
@@ -91,7 +86,6 @@ struct rc_server *rc_server_new(const struct rc_config *cfg)
         snprintf(s->run_id + 2 * i, 3, "%02x", rnd[i]);
     for (int i = 0; i < RC_MAX_BIND; i++)
         s->listen_fds[i] = -1;
-    rc_log_level = s->cfg.loglevel;
     return s;
 }
 
@@ -120,8 +114,9 @@ static int listen_one(struct rc_server *s, const char *addr, int port)
     fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         int err = errno;
-        rc_log(RC_LOG_WARNING, "Could not create server TCP listening socket %s:%d: socket: %s",
-               addr, port, strerror(err));
+        rc_log(&s->log, RC_LOG_WARNING,
+               "Could not create server TCP listening socket %s:%d: socket: %s", addr, port,
+               strerror(err));
         return -err;
     }
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
@@ -131,16 +126,17 @@ static int listen_one(struct rc_server *s, const char *addr, int port)
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (bind(fd, (struct sockaddr *)&ss, slen) < 0 || listen(fd, s->cfg.tcp_backlog) < 0) {
         int err = errno;
-        rc_log(RC_LOG_WARNING, "Could not create server TCP listening socket %s:%d: bind: %s", addr,
-               port, strerror(err));
+        rc_log(&s->log, RC_LOG_WARNING,
+               "Could not create server TCP listening socket %s:%d: bind: %s", addr, port,
+               strerror(err));
         close(fd);
         return -err;
     }
     return fd;
 
 bad_addr:
-    rc_log(RC_LOG_WARNING, "Could not create server TCP listening socket %s:%d: invalid address",
-           addr, port);
+    rc_log(&s->log, RC_LOG_WARNING,
+           "Could not create server TCP listening socket %s:%d: invalid address", addr, port);
     return -EINVAL;
 }
 
@@ -166,23 +162,24 @@ static int pick_backend(struct rc_server *s)
     case RC_IO_EPOLL: be = &rc_backend_epoll; break;
     default: be = &rc_backend_uring; break;
     }
-    err = be->init(s);
+    err = be->init(&s->io);
     if (err == 0) {
-        s->be = be;
+        s->io.be = be;
         return 0;
     }
     if (be != &rc_backend_uring) {
-        rc_log(RC_LOG_WARNING, "Could not start the %s backend: %s", be->name, strerror(-err));
+        rc_log(&s->log, RC_LOG_WARNING, "Could not start the %s backend: %s", be->name,
+               strerror(-err));
         return err;
     }
-    rc_log(RC_LOG_WARNING, "io_uring unavailable (%s), falling back to the epoll backend",
+    rc_log(&s->log, RC_LOG_WARNING, "io_uring unavailable (%s), falling back to the epoll backend",
            strerror(-err));
-    err = rc_backend_epoll.init(s);
+    err = rc_backend_epoll.init(&s->io);
     if (err) {
-        rc_log(RC_LOG_WARNING, "Could not start the epoll backend: %s", strerror(-err));
+        rc_log(&s->log, RC_LOG_WARNING, "Could not start the epoll backend: %s", strerror(-err));
         return err;
     }
-    s->be = &rc_backend_epoll;
+    s->io.be = &rc_backend_epoll;
     return 0;
 }
 
@@ -206,10 +203,10 @@ int rc_server_start(struct rc_server *s)
     if (err)
         goto fail;
     for (int i = 0; i < s->nlisten; i++) {
-        err = s->be->listen(s, s->listen_fds[i]);
+        err = s->io.be->listen(&s->io, s->listen_fds[i]);
         if (err) {
-            rc_log(RC_LOG_WARNING, "Could not listen with the %s backend: %s", s->be->name,
-                   strerror(-err));
+            rc_log(&s->log, RC_LOG_WARNING, "Could not listen with the %s backend: %s",
+                   s->io.be->name, strerror(-err));
             goto fail;
         }
     }
@@ -230,7 +227,7 @@ void rc_server_request_stop(struct rc_server *s)
 
 static bool all_flushed(struct rc_server *s)
 {
-    for (struct rc_conn *c = s->clients_head; c; c = c->next)
+    for (struct rc_io_conn *c = s->io.head; c; c = c->next)
         if (!rc_queue_empty(&c->out))
             return false;
     return true;
@@ -239,29 +236,30 @@ static bool all_flushed(struct rc_server *s)
 int rc_server_run(struct rc_server *s)
 {
     for (;;) {
-        s->be->poll(s, s->stopping ? 10 : 100);
+        s->io.be->poll(&s->io, s->stopping ? 10 : 100);
         uint64_t now = rc_now_ms();
         if (now - s->last_cron_ms >= 100) {
             s->last_cron_ms = now;
             rc_server_cron(s);
         }
         if (s->stop_requested && !s->stopping) {
-            s->stopping = true;
+            s->stopping = s->io.stopping = true;
             s->stop_deadline_ms = now + s->cfg.shutdown_timeout * 1000;
-            rc_log(RC_LOG_WARNING, "Received signal, scheduling shutdown...");
-            s->be->unlisten(s);
+            rc_log(&s->log, RC_LOG_WARNING, "Received signal, scheduling shutdown...");
+            s->io.be->unlisten(&s->io);
             s->nlisten = 0;
         }
         if (s->stopping) {
             if (all_flushed(s))
                 break;
             if (now >= s->stop_deadline_ms) {
-                rc_log(RC_LOG_WARNING, "Shutdown deadline reached with output still queued");
+                rc_log(&s->log, RC_LOG_WARNING,
+                       "Shutdown deadline reached with output still queued");
                 break;
             }
         }
     }
-    rc_log(RC_LOG_WARNING, "ringcastd is now ready to exit, bye bye...");
+    rc_log(&s->log, RC_LOG_WARNING, "ringcastd is now ready to exit, bye bye...");
     return 0;
 }
 
@@ -271,51 +269,31 @@ void rc_server_free(struct rc_server *s)
         return;
     rc_udp_free(s);
     /* Listening sockets belong to the backend once it has them. */
-    if (s->be)
-        s->be->destroy(s);
+    if (s->io.be)
+        s->io.be->destroy(&s->io);
     else
         for (int i = 0; i < s->nlisten; i++)
             close(s->listen_fds[i]);
     /* The backend tore every connection down; anything left was never
      * handed to a backend (start failed). */
-    while (s->clients_head) {
-        struct rc_conn *c = s->clients_head;
+    while (s->io.head) {
+        struct rc_conn *c = rc_conn_of(s->io.head);
         rc_conn_unlink(s, c, "server stopped");
-        if (c->fd >= 0)
-            close(c->fd);
-        c->out.inflight = 0;
+        if (c->io.fd >= 0)
+            close(c->io.fd);
+        c->io.out.inflight = 0;
         rc_conn_free(s, c);
     }
-    rc_mdata_free(s);
-    rc_pubsub_free(s);
-    rc_arena_free(&s->frames);
     rc_arena_free(&s->replies);
+    rc_engine_free(s->eng);
     rc_buf_free(&s->rbuf);
     rc_config_free(&s->cfg);
     free(s->config_file);
     free(s->executable);
     free(s);
-    rc_slab_cache_clear();
 }
 
 /* ---- Connections ---- */
-
-static void format_addr(const struct sockaddr_storage *ss, char *dst, size_t len)
-{
-    char ip[INET6_ADDRSTRLEN] = "?";
-    int port = 0;
-
-    if (ss->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
-        inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof(ip));
-        port = ntohs(a->sin6_port);
-    } else if (ss->ss_family == AF_INET) {
-        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
-        inet_ntop(AF_INET, &a->sin_addr, ip, sizeof(ip));
-        port = ntohs(a->sin_port);
-    }
-    snprintf(dst, len, "%s:%d", ip, port);
-}
 
 /* Loopback peers (and non-IP sockets) count as local for protected mode. */
 static bool is_local(const struct sockaddr_storage *ss)
@@ -348,6 +326,8 @@ static const char protected_msg[] =
     "authentication password for the default user. NOTE: You only need to do one of the above "
     "things in order for the server to start accepting connections from the outside.";
 
+static const struct rc_sink_ops sink_ops;
+
 struct rc_conn *rc_conn_accepted(struct rc_server *s, int fd)
 {
     bool local;
@@ -356,70 +336,68 @@ struct rc_conn *rc_conn_accepted(struct rc_server *s, int fd)
     struct sockaddr_storage ss;
     socklen_t sl;
 
-    c->fd = fd;
-    c->id = s->next_id++;
+    c->srv = s;
+    c->io.fd = fd;
+    c->io.id = s->next_id++;
     c->proto = 2;
     c->ctime_ms = c->last_ms = rc_now_ms();
     c->last_cmd = "NULL";
-    rc_queue_init(&c->out, s->be != &rc_backend_naive);
+    rc_queue_init(&c->io.out, s->io.be != &rc_backend_naive);
+    rc_sink_init(&c->sink, &sink_ops, RC_FMT_RESP2, c->io.id, c->addr, &c->io.out);
     rc_resp_limits_default(&lim);
     lim.max_bulk = s->cfg.proto_max_bulk_len;
     lim.max_multibulk = s->cfg.proto_max_multibulk_len;
     rc_resp_parser_init(&c->parser, &lim);
     if (!s->cfg.requirepass)
-        c->flags |= RC_CONN_AUTHED;
+        c->io.flags |= RC_CONN_AUTHED;
 
     sl = sizeof(ss);
     memset(&ss, 0, sizeof(ss));
     getpeername(fd, (struct sockaddr *)&ss, &sl);
-    format_addr(&ss, c->addr, sizeof(c->addr));
+    rc_format_sockaddr(&ss, c->addr, sizeof(c->addr));
     local = is_local(&ss);
     sl = sizeof(ss);
     memset(&ss, 0, sizeof(ss));
     getsockname(fd, (struct sockaddr *)&ss, &sl);
-    format_addr(&ss, c->laddr, sizeof(c->laddr));
-    s->stats.sys[RC_SYS_OTHER] += 2;
+    rc_format_sockaddr(&ss, c->laddr, sizeof(c->laddr));
+    s->io.stats.sys[RC_SYS_OTHER] += 2;
     if (s->cfg.so_sndbuf) {
         int v = (int)s->cfg.so_sndbuf;
         setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof(v));
-        s->stats.sys[RC_SYS_SETSOCKOPT]++;
+        s->io.stats.sys[RC_SYS_SETSOCKOPT]++;
     }
 
-    /* Client list, in creation order. */
-    c->prev = s->clients_tail;
-    if (s->clients_tail)
-        s->clients_tail->next = c;
-    else
-        s->clients_head = c;
-    s->clients_tail = c;
+    rc_io_link(&s->io, &c->io);
     s->nclients++;
     s->stats.conns_received++;
 
     if (s->cfg.protected_mode && !s->cfg.requirepass && !local) {
         rc_resp_error(&s->rbuf, protected_msg);
         rc_conn_flush_reply(s, c);
-        c->flags |= RC_CONN_CLOSE_AFTER_REPLY;
+        c->io.flags |= RC_IO_CLOSE_AFTER_REPLY;
         s->stats.conns_rejected++;
-        rc_log(RC_LOG_WARNING, "Refused non-loopback client %s: protected mode, no password set",
-               c->addr);
+        rc_log(&s->log, RC_LOG_WARNING,
+               "Refused non-loopback client %s: protected mode, no password set", c->addr);
     } else if (s->nclients > s->cfg.maxclients) {
         rc_resp_error(&s->rbuf, "ERR max number of clients reached");
         rc_conn_flush_reply(s, c);
-        c->flags |= RC_CONN_CLOSE_AFTER_REPLY;
+        c->io.flags |= RC_IO_CLOSE_AFTER_REPLY;
         s->stats.conns_rejected++;
-        rc_log(RC_LOG_VERBOSE, "Rejected client id=%llu addr=%s: max number of clients reached",
-               (unsigned long long)c->id, c->addr);
+        rc_log(&s->log, RC_LOG_VERBOSE,
+               "Rejected client id=%llu addr=%s: max number of clients reached",
+               (unsigned long long)c->io.id, c->addr);
     } else {
-        rc_log(RC_LOG_VERBOSE, "Accepted %s (id=%llu)", c->addr, (unsigned long long)c->id);
+        rc_log(&s->log, RC_LOG_VERBOSE, "Accepted %s (id=%llu)", c->addr,
+               (unsigned long long)c->io.id);
     }
     return c;
 }
 
 static void query_limit_exceeded(struct rc_server *s, struct rc_conn *c, size_t pending)
 {
-    rc_log(RC_LOG_WARNING,
+    rc_log(&s->log, RC_LOG_WARNING,
            "Closing client that reached max query buffer length: id=%llu addr=%s qbuf=%zu",
-           (unsigned long long)c->id, c->addr, pending);
+           (unsigned long long)c->io.id, c->addr, pending);
     rc_conn_close_asap(s, c, "query buffer limit");
 }
 
@@ -428,18 +406,18 @@ static size_t process(struct rc_server *s, struct rc_conn *c, const char *buf, s
 {
     size_t pos = 0;
 
-    while (pos < len && !(c->flags & (RC_CONN_CLOSE_ASAP | RC_CONN_CLOSE_AFTER_REPLY))) {
+    while (pos < len && !(c->io.flags & (RC_IO_CLOSE_ASAP | RC_IO_CLOSE_AFTER_REPLY))) {
         size_t used = 0;
         int r = rc_resp_parse(&c->parser, buf + pos, len - pos, &used);
         if (r == 0)
             break;
         if (r < 0) {
             s->stats.proto_errors++;
-            rc_log(RC_LOG_VERBOSE, "Protocol error (%s) from client: id=%llu addr=%s",
-                   c->parser.err, (unsigned long long)c->id, c->addr);
+            rc_log(&s->log, RC_LOG_VERBOSE, "Protocol error (%s) from client: id=%llu addr=%s",
+                   c->parser.err, (unsigned long long)c->io.id, c->addr);
             rc_resp_error(&s->rbuf, c->parser.err);
             rc_conn_flush_reply(s, c);
-            c->flags |= RC_CONN_CLOSE_AFTER_REPLY;
+            c->io.flags |= RC_IO_CLOSE_AFTER_REPLY;
             rc_conn_mark_dirty(s, c);
             pos = len;
             break;
@@ -455,7 +433,7 @@ static size_t process(struct rc_server *s, struct rc_conn *c, const char *buf, s
 
 void rc_conn_input(struct rc_server *s, struct rc_conn *c, const char *buf, size_t n)
 {
-    if (c->flags & (RC_CONN_CLOSE_ASAP | RC_CONN_CLOSE_AFTER_REPLY | RC_CONN_UNLINKED))
+    if (c->io.flags & (RC_IO_CLOSE_ASAP | RC_IO_CLOSE_AFTER_REPLY | RC_IO_UNLINKED))
         return;
     /* Shutting down: run no new requests, so that a steady publisher cannot
      * keep the queues from draining until shutdown-timeout cuts off
@@ -467,7 +445,7 @@ void rc_conn_input(struct rc_server *s, struct rc_conn *c, const char *buf, size
     if (c->qbuf.len == 0) {
         /* Common case: parse straight from the backend's buffer. */
         size_t used = process(s, c, buf, n);
-        if (used < n && !(c->flags & RC_CONN_CLOSE_ASAP))
+        if (used < n && !(c->io.flags & RC_IO_CLOSE_ASAP))
             rc_buf_append(&c->qbuf, buf + used, n - used);
     } else {
         rc_buf_append(&c->qbuf, buf, n);
@@ -480,93 +458,48 @@ void rc_conn_input(struct rc_server *s, struct rc_conn *c, const char *buf, size
         rc_buf_free(&c->qbuf); /* give back the memory of a very large request */
 }
 
-void rc_conn_sent(struct rc_server *s, struct rc_conn *c, size_t n)
+static void conn_sent(struct rc_server *s, struct rc_conn *c, size_t n)
 {
-    rc_queue_consume(&c->out, n);
-    s->stats.bytes_out += n;
-    s->stats.sends++;
-    if (RC_UNLIKELY(c->md != NULL))
-        rc_mdata_conn_drained(s, c);
-    if (c->soft_since_ms && c->out.bytes < s->cfg.obuf_pubsub.soft)
+    rc_queue_consume(&c->io.out, n);
+    s->io.stats.bytes_out += n;
+    s->io.stats.sends++;
+    if (RC_UNLIKELY(c->sink.md != NULL))
+        rc_mdata_sink_drained(s->eng, &c->sink);
+    if (c->soft_since_ms && c->io.out.bytes < s->cfg.obuf_pubsub.soft)
         c->soft_since_ms = 0;
 }
 
 void rc_conn_mark_dirty(struct rc_server *s, struct rc_conn *c)
 {
-    if (c->flags & RC_CONN_DIRTY)
-        return;
-    c->flags |= RC_CONN_DIRTY;
-    c->dnext = NULL;
-    c->dprev = s->dirty_tail;
-    if (s->dirty_tail)
-        s->dirty_tail->dnext = c;
+    /* Subscribers' output may wait for the tick window; replies to
+     * everyone else go out at once (backend_uring.c, hold_output). */
+    if (rc_conn_subscribed(c))
+        c->io.flags |= RC_IO_HOLDABLE;
     else
-        s->dirty_head = c;
-    s->dirty_tail = c;
-}
-
-static void dirty_remove(struct rc_server *s, struct rc_conn *c)
-{
-    if (!(c->flags & RC_CONN_DIRTY))
-        return;
-    if (c->dprev)
-        c->dprev->dnext = c->dnext;
-    else
-        s->dirty_head = c->dnext;
-    if (c->dnext)
-        c->dnext->dprev = c->dprev;
-    else
-        s->dirty_tail = c->dprev;
-    c->dprev = c->dnext = NULL;
-    c->flags &= ~RC_CONN_DIRTY;
-}
-
-void rc_server_unmark_dirty(struct rc_server *s, struct rc_conn *c)
-{
-    dirty_remove(s, c);
-}
-
-struct rc_conn *rc_server_pop_dirty(struct rc_server *s)
-{
-    struct rc_conn *c = s->dirty_head;
-    if (c)
-        dirty_remove(s, c);
-    return c;
+        c->io.flags &= ~RC_IO_HOLDABLE;
+    rc_io_mark_dirty(&s->io, &c->io);
 }
 
 void rc_conn_unlink(struct rc_server *s, struct rc_conn *c, const char *reason)
 {
-    if (c->flags & RC_CONN_UNLINKED)
+    if (c->io.flags & RC_IO_UNLINKED)
         return;
-    c->flags |= RC_CONN_UNLINKED;
-    rc_log(RC_LOG_VERBOSE, "Client closed connection id=%llu addr=%s (%s)",
-           (unsigned long long)c->id, c->addr, reason ? reason : "closed");
-    rc_pubsub_unsubscribe_all(s, c);
-    dirty_remove(s, c);
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        s->clients_head = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    else
-        s->clients_tail = c->prev;
-    c->prev = c->next = NULL;
+    c->io.flags |= RC_IO_UNLINKED;
+    rc_log(&s->log, RC_LOG_VERBOSE, "Client closed connection id=%llu addr=%s (%s)",
+           (unsigned long long)c->io.id, c->addr, reason ? reason : "closed");
+    rc_engine_sink_detach(s->eng, &c->sink);
+    rc_io_unlink(&s->io, &c->io);
     s->nclients--;
-    rc_queue_drop_unsent(&c->out);
-    rc_mdata_conn_free(s, c);
+    rc_queue_drop_unsent(&c->io.out);
 }
 
 void rc_conn_free(struct rc_server *s, struct rc_conn *c)
 {
-    assert(c->flags & RC_CONN_UNLINKED);
-    rc_mdata_conn_free(s, c);
-    rc_queue_free(&c->out);
+    assert(c->io.flags & RC_IO_UNLINKED);
+    rc_sink_free(&c->sink);
+    rc_queue_free(&c->io.out);
     rc_buf_free(&c->qbuf);
     rc_resp_parser_free(&c->parser);
-    rc_dict_free(c->channels);
-    rc_dict_free(c->patterns);
-    rc_dict_free(c->shard_channels);
     free(c->name);
     free(c->lib_name);
     free(c->lib_ver);
@@ -575,30 +508,58 @@ void rc_conn_free(struct rc_server *s, struct rc_conn *c)
 
 void rc_conn_close_asap(struct rc_server *s, struct rc_conn *c, const char *why)
 {
-    if (c->flags & RC_CONN_CLOSE_ASAP)
+    if (c->io.flags & RC_IO_CLOSE_ASAP)
         return;
-    c->flags |= RC_CONN_CLOSE_ASAP;
+    c->io.flags |= RC_IO_CLOSE_ASAP;
     /* Stop it receiving anything more right now; the backend closes it. */
-    rc_pubsub_unsubscribe_all(s, c);
-    rc_queue_drop_unsent(&c->out);
-    rc_mdata_conn_free(s, c);
+    rc_engine_sink_detach(s->eng, &c->sink);
+    rc_queue_drop_unsent(&c->io.out);
     rc_conn_mark_dirty(s, c);
 }
 
-/* ---- Output ---- */
+/* ---- The io layer's host ---- */
 
-static bool is_pubsub(const struct rc_conn *c)
+static struct rc_io_conn *host_accepted(struct rc_io *io, int fd)
 {
-    return (c->channels && rc_dict_size(c->channels)) ||
-           (c->patterns && rc_dict_size(c->patterns)) ||
-           (c->shard_channels && rc_dict_size(c->shard_channels));
+    return &rc_conn_accepted(rc_server_of(io), fd)->io;
 }
+
+static void host_input(struct rc_io *io, struct rc_io_conn *c, const char *buf, size_t n)
+{
+    rc_conn_input(rc_server_of(io), rc_conn_of(c), buf, n);
+}
+
+static void host_sent(struct rc_io *io, struct rc_io_conn *c, size_t n)
+{
+    conn_sent(rc_server_of(io), rc_conn_of(c), n);
+}
+
+static void host_unlink(struct rc_io *io, struct rc_io_conn *c, const char *why)
+{
+    rc_conn_unlink(rc_server_of(io), rc_conn_of(c), why);
+}
+
+static void host_free(struct rc_io *io, struct rc_io_conn *c)
+{
+    rc_conn_free(rc_server_of(io), rc_conn_of(c));
+}
+
+static const struct rc_io_host_ops host_ops = {
+    .accepted = host_accepted,
+    .input = host_input,
+    .sent = host_sent,
+    .unlink = host_unlink,
+    .free = host_free,
+};
+
+/* ---- Output ---- */
 
 /* Redis's client-output-buffer-limit check, run whenever c's queue grows. */
 static void check_output_limit(struct rc_server *s, struct rc_conn *c)
 {
-    const struct rc_obuf_limit *lim = is_pubsub(c) ? &s->cfg.obuf_pubsub : &s->cfg.obuf_normal;
-    uint64_t used = c->out.bytes;
+    const struct rc_obuf_limit *lim =
+        rc_conn_subscribed(c) ? &s->cfg.obuf_pubsub : &s->cfg.obuf_normal;
+    uint64_t used = c->io.out.bytes;
     const char *which = NULL;
 
     if (lim->hard && used >= lim->hard) {
@@ -615,10 +576,10 @@ static void check_output_limit(struct rc_server *s, struct rc_conn *c)
     if (!which)
         return;
     s->stats.obuf_disconnects++;
-    rc_log(RC_LOG_WARNING,
+    rc_log(&s->log, RC_LOG_WARNING,
            "Client id=%llu addr=%s name=%s closed for overcoming of output buffer limits "
            "(%s limit, %llu bytes queued)",
-           (unsigned long long)c->id, c->addr, c->name ? c->name : "", which,
+           (unsigned long long)c->io.id, c->addr, c->name ? c->name : "", which,
            (unsigned long long)used);
     rc_conn_close_asap(s, c, "output buffer limit");
 }
@@ -626,20 +587,37 @@ static void check_output_limit(struct rc_server *s, struct rc_conn *c)
 static void push_output(struct rc_server *s, struct rc_conn *c, struct rc_slab *slab, uint32_t off,
                         uint32_t len)
 {
-    rc_queue_push(&c->out, slab, off, len);
+    rc_queue_push(&c->io.out, slab, off, len);
     rc_conn_mark_dirty(s, c);
     check_output_limit(s, c);
 }
 
-void rc_conn_push_frame(struct rc_server *s, struct rc_conn *c, struct rc_slab *slab, uint32_t off,
-                        uint32_t len)
+/* The engine's way in (struct rc_sink_ops): a frame for subscriber k. */
+static void sink_push(struct rc_sink *k, struct rc_slab *slab, uint32_t off, uint32_t len,
+                      bool limit)
 {
+    struct rc_conn *c = (struct rc_conn *)((char *)k - offsetof(struct rc_conn, sink));
+    struct rc_server *s = c->srv;
+
     /* Like Redis, a client closing after its reply (QUIT, half-closed peer)
      * gets no more messages: a subscriber on a busy channel would otherwise
      * never drain its queue and never close. */
-    if (c->flags & (RC_CONN_CLOSE_ASAP | RC_CONN_UNLINKED | RC_CONN_CLOSE_AFTER_REPLY))
+    if (c->io.flags & (RC_IO_CLOSE_ASAP | RC_IO_UNLINKED | RC_IO_CLOSE_AFTER_REPLY))
         return;
+    if (!limit) {
+        rc_queue_push(&c->io.out, slab, off, len);
+        rc_conn_mark_dirty(s, c);
+        return;
+    }
     push_output(s, c, slab, off, len);
+}
+
+static const struct rc_sink_ops sink_ops = {.push = sink_push};
+
+void rc_conn_set_proto(struct rc_server *s, struct rc_conn *c, int proto)
+{
+    c->proto = proto;
+    rc_engine_sink_set_fmt(s->eng, &c->sink, rc_conn_fmt(c));
 }
 
 void rc_conn_flush_reply(struct rc_server *s, struct rc_conn *c)
@@ -649,7 +627,7 @@ void rc_conn_flush_reply(struct rc_server *s, struct rc_conn *c)
 
     if (!s->rbuf.len)
         return;
-    if (!(c->flags & (RC_CONN_CLOSE_ASAP | RC_CONN_UNLINKED))) {
+    if (!(c->io.flags & (RC_IO_CLOSE_ASAP | RC_IO_UNLINKED))) {
         rc_arena_copy(&s->replies, s->rbuf.p, s->rbuf.len, &slab, &off);
         push_output(s, c, slab, off, (uint32_t)s->rbuf.len);
     }
@@ -661,23 +639,24 @@ void rc_conn_flush_reply(struct rc_server *s, struct rc_conn *c)
 void rc_server_cron(struct rc_server *s)
 {
     uint64_t now = rc_now_ms();
-    struct rc_conn *c, *next;
+    struct rc_io_conn *ic, *next;
 
-    rc_mdata_cron(s, now);
-    for (c = s->clients_head; c; c = next) {
-        next = c->next;
+    rc_engine_cron(s->eng, now);
+    for (ic = s->io.head; ic; ic = next) {
+        struct rc_conn *c = rc_conn_of(ic);
+        next = ic->next;
         /* A client parked over the soft limit gets no new pushes to trigger
          * the check, so time it out here. */
-        if (c->soft_since_ms && !(c->flags & RC_CONN_CLOSE_ASAP))
+        if (c->soft_since_ms && !(c->io.flags & RC_IO_CLOSE_ASAP))
             check_output_limit(s, c);
         /* Like Redis, a query buffer grown by a large request is given
          * back once the client has been idle for a while. */
         if (c->qbuf.len == 0 && c->qbuf.cap > 64 * 1024 && now - c->last_ms > 2000)
             rc_buf_free(&c->qbuf);
-        if (s->cfg.timeout && !is_pubsub(c) && !(c->flags & RC_CONN_CLOSE_ASAP) &&
+        if (s->cfg.timeout && !rc_conn_subscribed(c) && !(c->io.flags & RC_IO_CLOSE_ASAP) &&
             now - c->last_ms > s->cfg.timeout * 1000) {
-            rc_log(RC_LOG_VERBOSE, "Closing idle client id=%llu addr=%s", (unsigned long long)c->id,
-                   c->addr);
+            rc_log(&s->log, RC_LOG_VERBOSE, "Closing idle client id=%llu addr=%s",
+                   (unsigned long long)c->io.id, c->addr);
             rc_conn_close_asap(s, c, "idle timeout");
         }
     }

@@ -46,7 +46,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "server.h"
 #include "uring_compat.h"
 
 #define SEND_MAX_IOV    64
@@ -87,7 +86,7 @@ enum slot_state {
 #define OP_RECV 2u /* the multishot receive is armed */
 
 struct uslot {
-    struct rc_conn *c;
+    struct rc_io_conn *c;
     uint32_t gen;
     uint8_t state;
     uint8_t ops; /* OP_* requests that will still post a final CQE */
@@ -139,28 +138,28 @@ struct uring_state {
 
 /* Returns an SQE. When the SQ is full mid-batch, what is queued goes to the
  * kernel first (one more enter, counted) and the batch goes on. */
-static struct io_uring_sqe *get_sqe(struct rc_server *s, struct uring_state *u)
+static struct io_uring_sqe *get_sqe(struct rc_io *io, struct uring_state *u)
 {
     struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
 
     for (int i = 0; !sqe && i < 3; i++) {
-        s->stats.sys[RC_SYS_IO_URING_ENTER]++;
+        io->stats.sys[RC_SYS_IO_URING_ENTER]++;
         io_uring_submit(&u->ring);
         sqe = io_uring_get_sqe(&u->ring);
     }
     if (!sqe) {
         /* Unreachable short of the kernel refusing every submission: the
          * state machine cannot lose a request and stay correct. */
-        rc_log(RC_LOG_WARNING, "io_uring: submission queue stuck full, aborting");
+        rc_log(io->log, RC_LOG_WARNING, "io_uring: submission queue stuck full, aborting");
         abort();
     }
     return sqe;
 }
 
-static void count_close(struct rc_server *s, int fd)
+static void count_close(struct rc_io *io, int fd)
 {
     close(fd);
-    s->stats.sys[RC_SYS_CLOSE]++;
+    io->stats.sys[RC_SYS_CLOSE]++;
 }
 
 static uint32_t slot_alloc(struct uring_state *u)
@@ -195,18 +194,18 @@ static void return_buf(struct uring_state *u, unsigned bid)
 
 /* ---- Requests ---- */
 
-static void arm_accept(struct rc_server *s, struct uring_state *u, int i)
+static void arm_accept(struct rc_io *io, struct uring_state *u, int i)
 {
-    struct io_uring_sqe *sqe = get_sqe(s, u);
+    struct io_uring_sqe *sqe = get_sqe(io, u);
 
     io_uring_prep_multishot_accept(sqe, u->lis[i].fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     io_uring_sqe_set_data64(sqe, pack((uint32_t)i, 0, UOP_ACCEPT));
     u->lis[i].armed = true;
 }
 
-static void arm_recv(struct rc_server *s, struct uring_state *u, uint32_t i)
+static void arm_recv(struct rc_io *io, struct uring_state *u, uint32_t i)
 {
-    struct io_uring_sqe *sqe = get_sqe(s, u);
+    struct io_uring_sqe *sqe = get_sqe(io, u);
 
     io_uring_prep_recv_multishot(sqe, (int)i, NULL, 0, 0);
     sqe->flags |= IOSQE_FIXED_FILE | IOSQE_BUFFER_SELECT;
@@ -217,9 +216,9 @@ static void arm_recv(struct rc_server *s, struct uring_state *u, uint32_t i)
 
 /* Hands the head of c's queue to the kernel: one SEND or SENDMSG, never a
  * second one while this is in flight. */
-static void start_send(struct rc_server *s, struct uring_state *u, struct uslot *sl)
+static void start_send(struct rc_io *io, struct uring_state *u, struct uslot *sl)
 {
-    struct rc_conn *c = sl->c;
+    struct rc_io_conn *c = sl->c;
     struct io_uring_sqe *sqe;
     struct iovec iov[SEND_MAX_IOV];
     size_t bytes = 0;
@@ -235,9 +234,9 @@ static void start_send(struct rc_server *s, struct uring_state *u, struct uslot 
             sl->iov = rc_xmalloc(sizeof(*sl->iov) * SEND_MAX_IOV);
         memcpy(sl->iov, iov, sizeof(*iov) * (size_t)n);
     }
-    sqe = get_sqe(s, u);
+    sqe = get_sqe(io, u);
     sl->zc = false;
-    if (n == 1 && s->cfg.zc_threshold && bytes >= s->cfg.zc_threshold) {
+    if (n == 1 && io->cfg.zc_threshold && bytes >= io->cfg.zc_threshold) {
         /* Zero copy: the kernel sends from the slab's pages, which stay in
          * use until the notification CQE (after the peer's ACK), so the
          * send only counts as done then. On loopback the kernel copies
@@ -245,7 +244,7 @@ static void start_send(struct rc_server *s, struct uring_state *u, struct uslot 
         io_uring_prep_send_zc(sqe, (int)c->slot, iov[0].iov_base, bytes, MSG_WAITALL, 0);
         sl->zc = true;
         sl->zc_res = 0;
-        s->stats.sends_zc++;
+        io->stats.sends_zc++;
     } else if (n == 1) {
         io_uring_prep_send(sqe, (int)c->slot, iov[0].iov_base, bytes, MSG_WAITALL);
     } else {
@@ -266,16 +265,16 @@ static void start_send(struct rc_server *s, struct uring_state *u, struct uslot 
 
 /* A zombie whose last request completed: free the connection, then empty
  * its file table entry; the slot is reusable once that close completes. */
-static void maybe_release(struct rc_server *s, struct uring_state *u, uint32_t i)
+static void maybe_release(struct rc_io *io, struct uring_state *u, uint32_t i)
 {
     struct uslot *sl = &u->slots[i];
     struct io_uring_sqe *sqe;
 
     if (sl->state != SLOT_ZOMBIE || sl->ops)
         return;
-    rc_conn_free(s, sl->c);
+    io->host->free(io, sl->c);
     sl->c = NULL;
-    sqe = get_sqe(s, u);
+    sqe = get_sqe(io, u);
     io_uring_prep_close_direct(sqe, i);
     io_uring_sqe_set_data64(sqe, pack(i, sl->gen, UOP_CLOSE));
     sl->state = SLOT_CLOSING;
@@ -284,18 +283,18 @@ static void maybe_release(struct rc_server *s, struct uring_state *u, uint32_t i
 /* Detaches the connection in slot i from the server and closes its fd; the
  * requests still in flight are cancelled and the slot lingers as a zombie
  * until their completions arrive. */
-static void teardown(struct rc_server *s, struct uring_state *u, uint32_t i, const char *why)
+static void teardown(struct rc_io *io, struct uring_state *u, uint32_t i, const char *why)
 {
     struct uslot *sl = &u->slots[i];
-    struct rc_conn *c = sl->c;
+    struct rc_io_conn *c = sl->c;
 
     if (sl->state != SLOT_LIVE)
         return;
-    rc_conn_unlink(s, c, why);
+    io->host->unlink(io, c, why);
     sl->state = SLOT_ZOMBIE;
     if (sl->ops) {
         /* One cancel covers the receive and a send stuck on a full socket. */
-        struct io_uring_sqe *sqe = get_sqe(s, u);
+        struct io_uring_sqe *sqe = get_sqe(io, u);
         io_uring_prep_cancel_fd(sqe, (int)i,
                                 IORING_ASYNC_CANCEL_ALL | IORING_ASYNC_CANCEL_FD_FIXED);
         sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
@@ -303,52 +302,51 @@ static void teardown(struct rc_server *s, struct uring_state *u, uint32_t i, con
     }
     /* The file table still holds the socket; it really closes with close_direct. */
     if (c->fd >= 0) {
-        count_close(s, c->fd);
+        count_close(io, c->fd);
         c->fd = -1;
     }
-    maybe_release(s, u, i);
+    maybe_release(io, u, i);
 }
 
 /* ---- Completions ---- */
 
-static void accept_fd(struct rc_server *s, struct uring_state *u, int fd)
+static void accept_fd(struct rc_io *io, struct uring_state *u, int fd)
 {
     uint32_t i = slot_alloc(u);
     struct uslot *sl;
-    struct rc_conn *c;
+    struct rc_io_conn *c;
     int ret;
 
     if (i == SLOT_NONE) {
-        rc_log(RC_LOG_WARNING,
+        rc_log(io->log, RC_LOG_WARNING,
                "io_uring: all %u connection slots in use, dropping a new connection", u->nslots);
-        count_close(s, fd);
-        s->stats.conns_rejected++;
+        count_close(io, fd);
+        io->stats.accept_errs++;
         return;
     }
     sl = &u->slots[i];
-    s->stats.sys[RC_SYS_OTHER]++;
+    io->stats.sys[RC_SYS_OTHER]++;
     ret = io_uring_register_files_update(&u->ring, i, &fd, 1);
     if (ret < 0) {
-        rc_log(RC_LOG_WARNING, "io_uring: cannot register accepted socket in slot %u: %s", i,
-               strerror(-ret));
-        count_close(s, fd);
+        rc_log(io->log, RC_LOG_WARNING, "io_uring: cannot register accepted socket in slot %u: %s",
+               i, strerror(-ret));
+        count_close(io, fd);
         sl->next_free = u->free_head;
         u->free_head = i;
         u->nbusy--;
         return;
     }
-    c = rc_conn_accepted(s, fd);
+    c = io->host->accepted(io, fd);
     sl->c = c;
     sl->state = SLOT_LIVE;
     sl->ops = 0;
     c->slot = i;
     c->gen = sl->gen;
     c->be = sl;
-    arm_recv(s, u, i);
+    arm_recv(io, u, i);
 }
 
-static void on_accept(struct rc_server *s, struct uring_state *u, uint32_t li, int res,
-                      unsigned flags)
+static void on_accept(struct rc_io *io, struct uring_state *u, uint32_t li, int res, unsigned flags)
 {
     struct ulistener *l;
 
@@ -359,28 +357,28 @@ static void on_accept(struct rc_server *s, struct uring_state *u, uint32_t li, i
         l->armed = false;
     if (res >= 0) {
         if (l->closed)
-            count_close(s, res); /* raced with unlisten */
+            count_close(io, res); /* raced with unlisten */
         else
-            accept_fd(s, u, res);
+            accept_fd(io, u, res);
         return;
     }
     if (l->closed || res == -ECANCELED)
         return;
     if (res == -EMFILE || res == -ENFILE || res == -ENOBUFS || res == -ENOMEM) {
         /* Out of descriptors or memory: back off instead of spinning. */
-        rc_log(RC_LOG_WARNING, "Accepting client connection: %s", strerror(-res));
+        rc_log(io->log, RC_LOG_WARNING, "Accepting client connection: %s", strerror(-res));
         l->retry_ms = rc_now_ms() + ACCEPT_RETRY_MS;
     }
     /* Unarmed listeners are re-armed at the start of the next poll. */
 }
 
-static void on_recv(struct rc_server *s, struct uring_state *u, struct uslot *sl, uint32_t i,
-                    int res, unsigned flags)
+static void on_recv(struct rc_io *io, struct uring_state *u, struct uslot *sl, uint32_t i, int res,
+                    unsigned flags)
 {
     if (flags & IORING_CQE_F_BUFFER) {
         unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
         if (res > 0 && sl->state == SLOT_LIVE && bid < RECV_NBUFS)
-            rc_conn_input(s, sl->c, u->bufs + (size_t)bid * RECV_BUFSZ, (size_t)res);
+            io->host->input(io, sl->c, u->bufs + (size_t)bid * RECV_BUFSZ, (size_t)res);
         if (bid < RECV_NBUFS)
             return_buf(u, bid);
     }
@@ -388,43 +386,42 @@ static void on_recv(struct rc_server *s, struct uring_state *u, struct uslot *sl
         return;
     sl->ops &= (uint8_t)~OP_RECV;
     if (sl->state != SLOT_LIVE) {
-        maybe_release(s, u, i);
+        maybe_release(io, u, i);
         return;
     }
     if (res > 0 || res == -ENOBUFS) {
         /* The multishot ended (ring ran dry, or the kernel's own reasons);
          * the buffers come back at the end of this reap, before the next
          * enter submits the new receive. */
-        arm_recv(s, u, i);
+        arm_recv(io, u, i);
         return;
     }
-    if (res == 0 && !(sl->c->flags & RC_CONN_CLOSE_AFTER_REPLY) && !rc_queue_empty(&sl->c->out)) {
+    if (res == 0 && !(sl->c->flags & RC_IO_CLOSE_AFTER_REPLY) && !rc_queue_empty(&sl->c->out)) {
         /* End of input with replies still queued: the peer may only have
          * shut down its sending side. Deliver them without re-arming the
          * receive; the send completion closes the connection once the queue
          * is empty. */
-        sl->c->flags |= RC_CONN_CLOSE_AFTER_REPLY;
-        rc_conn_mark_dirty(s, sl->c);
+        sl->c->flags |= RC_IO_CLOSE_AFTER_REPLY;
+        rc_io_mark_dirty(io, sl->c);
     } else if (res == 0) {
-        teardown(s, u, i, "client closed connection");
+        teardown(io, u, i, "client closed connection");
     } else {
         char why[80];
         snprintf(why, sizeof(why), "receive error: %s", strerror(-res));
-        teardown(s, u, i, why);
+        teardown(io, u, i, why);
     }
 }
 
-static void on_send(struct rc_server *s, struct uring_state *u, struct uslot *sl, uint32_t i,
-                    int res)
+static void on_send(struct rc_io *io, struct uring_state *u, struct uslot *sl, uint32_t i, int res)
 {
-    struct rc_conn *c = sl->c;
+    struct rc_io_conn *c = sl->c;
 
     sl->ops &= (uint8_t)~OP_SEND;
     c->send_busy = false;
     if (sl->state != SLOT_LIVE) {
         /* The kernel is done with the references; the zombie can go. */
         rc_queue_consume(&c->out, c->out.inflight);
-        maybe_release(s, u, i);
+        maybe_release(io, u, i);
         return;
     }
     if (res < 0 || (uint32_t)res != sl->send_len) {
@@ -434,18 +431,17 @@ static void on_send(struct rc_server *s, struct uring_state *u, struct uslot *sl
         else
             snprintf(why, sizeof(why), "short send (%d of %u bytes)", res, sl->send_len);
         rc_queue_consume(&c->out, c->out.inflight);
-        teardown(s, u, i, why);
+        teardown(io, u, i, why);
         return;
     }
-    rc_conn_sent(s, c, (size_t)res);
-    if (rc_conn_should_close(c))
-        teardown(s, u, i,
-                 c->flags & RC_CONN_CLOSE_ASAP ? "closed by server" : "closed after reply");
+    io->host->sent(io, c, (size_t)res);
+    if (rc_io_should_close(c))
+        teardown(io, u, i, c->flags & RC_IO_CLOSE_ASAP ? "closed by server" : "closed after reply");
     else if (rc_queue_pending(&c->out))
-        start_send(s, u, sl); /* coalesced: everything queued meanwhile */
+        start_send(io, u, sl); /* coalesced: everything queued meanwhile */
 }
 
-static void on_watch(struct rc_server *s, struct uring_state *u, uint32_t i, uint32_t gen, int res,
+static void on_watch(struct rc_io *io, struct uring_state *u, uint32_t i, uint32_t gen, int res,
                      unsigned flags)
 {
     struct uwatch *w;
@@ -459,25 +455,25 @@ static void on_watch(struct rc_server *s, struct uring_state *u, uint32_t i, uin
         w->armed = false;
     if (res < 0) {
         if (res != -ECANCELED && !w->dead) {
-            rc_log(RC_LOG_WARNING, "io_uring: poll on watched fd %d failed: %s", w->fd,
+            rc_log(io->log, RC_LOG_WARNING, "io_uring: poll on watched fd %d failed: %s", w->fd,
                    strerror(-res));
             w->dead = true;
         }
         return;
     }
-    w->again = w->cb(s, w->arg);
+    w->again = w->cb(w->arg);
 }
 
 /* Arms the watches the kernel is not polling; lowers *wait_ns to 0 when a
  * callback still has input to handle. */
-static void arm_watches(struct rc_server *s, struct uring_state *u, int64_t *wait_ns)
+static void arm_watches(struct rc_io *io, struct uring_state *u, int64_t *wait_ns)
 {
     for (uint32_t i = 0; i < RC_MAX_WATCH; i++) {
         struct uwatch *w = &u->wat[i];
         if (!w->used || w->dead)
             continue;
         if (!w->armed) {
-            struct io_uring_sqe *sqe = get_sqe(s, u);
+            struct io_uring_sqe *sqe = get_sqe(io, u);
             io_uring_prep_poll_multishot(sqe, w->fd, POLLIN);
             io_uring_sqe_set_data64(sqe, pack(i, w->gen, UOP_WATCH));
             w->armed = true;
@@ -488,16 +484,16 @@ static void arm_watches(struct rc_server *s, struct uring_state *u, int64_t *wai
 }
 
 /* Calls again the callbacks that stopped early in the previous round. */
-static void rerun_watches(struct rc_server *s, struct uring_state *u)
+static void rerun_watches(struct rc_io *io, struct uring_state *u)
 {
     for (uint32_t i = 0; i < RC_MAX_WATCH; i++) {
         struct uwatch *w = &u->wat[i];
         if (w->used && w->again)
-            w->again = w->cb(s, w->arg);
+            w->again = w->cb(w->arg);
     }
 }
 
-static void dispatch(struct rc_server *s, struct uring_state *u, const struct io_uring_cqe *cqe)
+static void dispatch(struct rc_io *io, struct uring_state *u, const struct io_uring_cqe *cqe)
 {
     uint64_t ud = cqe->user_data;
     uint32_t i = (uint32_t)(ud >> 32), gen = (uint32_t)(ud >> 8) & GEN_MASK;
@@ -505,11 +501,11 @@ static void dispatch(struct rc_server *s, struct uring_state *u, const struct io
     struct uslot *sl;
 
     if (op == UOP_ACCEPT) {
-        on_accept(s, u, i, cqe->res, cqe->flags);
+        on_accept(io, u, i, cqe->res, cqe->flags);
         return;
     }
     if (op == UOP_WATCH) {
-        on_watch(s, u, i, gen, cqe->res, cqe->flags);
+        on_watch(io, u, i, gen, cqe->res, cqe->flags);
         return;
     }
     if (op != UOP_RECV && op != UOP_SEND && op != UOP_CLOSE)
@@ -526,7 +522,7 @@ static void dispatch(struct rc_server *s, struct uring_state *u, const struct io
         return;
     }
     switch (op) {
-    case UOP_RECV: on_recv(s, u, sl, i, cqe->res, cqe->flags); break;
+    case UOP_RECV: on_recv(io, u, sl, i, cqe->res, cqe->flags); break;
     case UOP_SEND:
         if (!(sl->ops & OP_SEND))
             break;
@@ -540,10 +536,10 @@ static void dispatch(struct rc_server *s, struct uring_state *u, const struct io
                     break;
             }
             sl->zc = false;
-            on_send(s, u, sl, i, sl->zc_res);
+            on_send(io, u, sl, i, sl->zc_res);
             break;
         }
-        on_send(s, u, sl, i, cqe->res);
+        on_send(io, u, sl, i, cqe->res);
         break;
     case UOP_CLOSE:
         if (sl->state == SLOT_CLOSING)
@@ -554,14 +550,14 @@ static void dispatch(struct rc_server *s, struct uring_state *u, const struct io
 }
 
 /* Dispatches every CQE in the ring; returns how many. */
-static unsigned reap(struct rc_server *s, struct uring_state *u)
+static unsigned reap(struct rc_io *io, struct uring_state *u)
 {
     struct io_uring_cqe *cqe;
     unsigned head, n = 0;
 
     io_uring_for_each_cqe(&u->ring, head, cqe)
     {
-        dispatch(s, u, cqe);
+        dispatch(io, u, cqe);
         n++;
     }
     io_uring_cq_advance(&u->ring, n);
@@ -574,7 +570,7 @@ static unsigned reap(struct rc_server *s, struct uring_state *u)
 
 /* Enters the kernel once: submits what is queued and waits up to wait_ns
  * (negative: no limit) for at least one completion. */
-static int enter(struct rc_server *s, struct uring_state *u, int64_t wait_ns)
+static int enter(struct rc_io *io, struct uring_state *u, int64_t wait_ns)
 {
     struct __kernel_timespec ts;
     struct io_uring_cqe *cqe;
@@ -582,7 +578,7 @@ static int enter(struct rc_server *s, struct uring_state *u, int64_t wait_ns)
     /* liburing skips the syscall when nothing is to be submitted and a CQE
      * is already waiting; count only real entries. */
     if (io_uring_sq_ready(&u->ring) || !io_uring_cq_ready(&u->ring))
-        s->stats.sys[RC_SYS_IO_URING_ENTER]++;
+        io->stats.sys[RC_SYS_IO_URING_ENTER]++;
     if (wait_ns < 0)
         return io_uring_submit_and_wait_timeout(&u->ring, &cqe, 1, NULL, NULL);
     ts.tv_sec = wait_ns / 1000000000;
@@ -596,78 +592,71 @@ static int enter(struct rc_server *s, struct uring_state *u, int64_t wait_ns)
  * passed since it was first seen or tick-bytes have piled up, so that more
  * messages share each send. Returns true while holding; lowers *wait_ns so
  * the wait ends when the window does. */
-static bool hold_output(struct rc_server *s, struct uring_state *u, int64_t *wait_ns)
+static bool hold_output(struct rc_io *io, struct uring_state *u, int64_t *wait_ns)
 {
-    uint64_t now, pending = 0, limit = s->cfg.tick_bytes;
+    uint64_t now, pending = 0, limit = io->cfg.tick_bytes;
     int64_t left;
 
-    if (!s->cfg.tick_us || !s->dirty_head || s->stopping) {
+    if (!io->cfg.tick_us || !io->dirty_head || io->stopping) {
         u->dirty_since_us = 0;
         return false;
     }
     now = rc_now_us();
     if (!u->dirty_since_us)
         u->dirty_since_us = now;
-    if (now - u->dirty_since_us >= s->cfg.tick_us)
+    if (now - u->dirty_since_us >= io->cfg.tick_us)
         return false;
-    for (struct rc_conn *c = s->dirty_head; c; c = c->dnext) {
+    for (struct rc_io_conn *c = io->dirty_head; c; c = c->dnext) {
         pending += rc_queue_pending(&c->out);
         if (limit && pending >= limit)
             return false;
     }
-    left = (int64_t)(s->cfg.tick_us - (now - u->dirty_since_us)) * 1000;
+    left = (int64_t)(io->cfg.tick_us - (now - u->dirty_since_us)) * 1000;
     if (*wait_ns < 0 || left < *wait_ns)
         *wait_ns = left;
     return true;
 }
 
-static void flush_one(struct rc_server *s, struct uring_state *u, struct rc_conn *c)
+static void flush_one(struct rc_io *io, struct uring_state *u, struct rc_io_conn *c)
 {
     struct uslot *sl = c->be;
 
     if (!sl || sl->c != c || sl->state != SLOT_LIVE)
         return;
-    if (rc_conn_should_close(c))
-        teardown(s, u, c->slot,
-                 c->flags & RC_CONN_CLOSE_ASAP ? "closed by server" : "closed after reply");
+    if (rc_io_should_close(c))
+        teardown(io, u, c->slot,
+                 c->flags & RC_IO_CLOSE_ASAP ? "closed by server" : "closed after reply");
     else if (!c->send_busy && rc_queue_pending(&c->out))
-        start_send(s, u, sl);
+        start_send(io, u, sl);
 }
 
-static void flush_dirty(struct rc_server *s, struct uring_state *u)
+static void flush_dirty(struct rc_io *io, struct uring_state *u)
 {
-    struct rc_conn *c;
+    struct rc_io_conn *c;
 
     u->dirty_since_us = 0;
-    while ((c = rc_server_pop_dirty(s)))
-        flush_one(s, u, c);
-}
-
-static bool subscribed(const struct rc_conn *c)
-{
-    return (c->channels && rc_dict_size(c->channels)) ||
-           (c->patterns && rc_dict_size(c->patterns)) ||
-           (c->shard_channels && rc_dict_size(c->shard_channels));
+    while ((c = rc_io_pop_dirty(io)))
+        flush_one(io, u, c);
 }
 
 /* While the tick window holds subscribers' output, connections that are
  * not subscribed (publishers, command clients) are answered at once: their
  * replies are what lets a pipelining publisher go on, and holding them
  * would slow the feed instead of growing the subscribers' batches. */
-static void flush_unsubscribed(struct rc_server *s, struct uring_state *u)
+static void flush_unsubscribed(struct rc_io *io, struct uring_state *u)
 {
-    struct rc_conn *c = s->dirty_head, *next;
+    struct rc_io_conn *c = io->dirty_head, *next;
 
     for (; c; c = next) {
         next = c->dnext;
-        if (subscribed(c) && !rc_conn_should_close(c))
+        if ((c->flags & RC_IO_HOLDABLE) && !rc_io_should_close(c))
             continue;
-        rc_server_unmark_dirty(s, c);
-        flush_one(s, u, c);
+        rc_io_unmark_dirty(io, c);
+        flush_one(io, u, c);
     }
 }
 
-static void arm_listeners(struct rc_server *s, struct uring_state *u, int64_t *wait_ns)
+static void arm_listeners(struct rc_io *io, struct uring_state *u, int64_t *wait_ns)
 {
     uint64_t now = 0;
 
@@ -686,35 +675,35 @@ static void arm_listeners(struct rc_server *s, struct uring_state *u, int64_t *w
             }
             l->retry_ms = 0;
         }
-        arm_accept(s, u, i);
+        arm_accept(io, u, i);
     }
 }
 
-static void uring_poll(struct rc_server *s, int timeout_ms)
+static void uring_poll(struct rc_io *io, int timeout_ms)
 {
-    struct uring_state *u = s->be_state;
+    struct uring_state *u = io->be_state;
     int64_t wait_ns = timeout_ms < 0 ? -1 : (int64_t)timeout_ms * 1000000;
     int ret;
 
     /* (1) This tick's work for every client: one SQE per sendable client. */
-    arm_listeners(s, u, &wait_ns);
-    arm_watches(s, u, &wait_ns);
-    if (!hold_output(s, u, &wait_ns))
-        flush_dirty(s, u);
+    arm_listeners(io, u, &wait_ns);
+    arm_watches(io, u, &wait_ns);
+    if (!hold_output(io, u, &wait_ns))
+        flush_dirty(io, u);
     else
-        flush_unsubscribed(s, u);
+        flush_unsubscribed(io, u);
     /* (2) One system call submits it all and waits. */
-    ret = enter(s, u, wait_ns);
+    ret = enter(io, u, wait_ns);
     if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY)
-        rc_log(RC_LOG_WARNING, "io_uring_enter: %s", strerror(-ret));
+        rc_log(io->log, RC_LOG_WARNING, "io_uring_enter: %s", strerror(-ret));
     /* (3) Dispatch; whatever this queues goes out with the next enter. */
-    reap(s, u);
-    rerun_watches(s, u);
+    reap(io, u);
+    rerun_watches(io, u);
     /* Completions the CQ had no room for wait in a kernel list (FEAT_NODROP). */
     for (int i = 0; i < OVERFLOW_ROUNDS && io_uring_cq_has_overflow(&u->ring); i++) {
-        s->stats.sys[RC_SYS_IO_URING_ENTER]++;
+        io->stats.sys[RC_SYS_IO_URING_ENTER]++;
         io_uring_get_events(&u->ring);
-        reap(s, u);
+        reap(io, u);
     }
 }
 
@@ -723,7 +712,7 @@ static void uring_poll(struct rc_server *s, int timeout_ms)
 /* Ring sizes: the SQ covers one batch (larger batches submit early); the CQ
  * must never overflow: two CQEs per client (a send and a receive) twice
  * over, plus slack. */
-static void ring_sizes(const struct rc_config *cfg, unsigned *sq, unsigned *cq)
+static void ring_sizes(const struct rc_io_cfg *cfg, unsigned *sq, unsigned *cq)
 {
     uint64_t want_sq = cfg->uring_entries ? cfg->uring_entries : 4096;
     uint64_t want_cq = 2 * (cfg->maxclients * 2) + CQ_SLACK;
@@ -765,7 +754,7 @@ static int setup_ring(struct uring_state *u, unsigned sq, unsigned cq)
 
 /* A NOP through the ring proves submission and completion work (seccomp
  * filters may allow io_uring_setup but not io_uring_enter). */
-static int nop_round_trip(struct rc_server *s, struct uring_state *u)
+static int nop_round_trip(struct rc_io *io, struct uring_state *u)
 {
     struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
     struct io_uring_cqe *cqe;
@@ -775,7 +764,7 @@ static int nop_round_trip(struct rc_server *s, struct uring_state *u)
         return -EBUSY;
     io_uring_prep_nop(sqe);
     io_uring_sqe_set_data64(sqe, pack(0, 0, UOP_NOP));
-    s->stats.sys[RC_SYS_IO_URING_ENTER]++;
+    io->stats.sys[RC_SYS_IO_URING_ENTER]++;
     ret = io_uring_submit_and_wait(&u->ring, 1);
     if (ret < 0)
         return ret;
@@ -790,7 +779,7 @@ static int nop_round_trip(struct rc_server *s, struct uring_state *u)
     return ret;
 }
 
-static uint32_t slot_count(const struct rc_config *cfg)
+static uint32_t slot_count(const struct rc_io_cfg *cfg)
 {
     uint64_t n = cfg->maxclients + SLOT_SPARE;
     struct rlimit rl;
@@ -816,7 +805,7 @@ static void free_state(struct uring_state *u, bool ring_up)
     free(u);
 }
 
-static int uring_init(struct rc_server *s)
+static int uring_init(struct rc_io *io)
 {
     const char *fail = getenv("RINGCAST_URING_FAIL");
     struct uring_state *u;
@@ -827,18 +816,18 @@ static int uring_init(struct rc_server *s)
     if (fail && strcmp(fail, "1") == 0)
         return -EPERM;
     u = rc_xcalloc(1, sizeof(*u));
-    ring_sizes(&s->cfg, &sq, &cq);
+    ring_sizes(&io->cfg, &sq, &cq);
     ret = setup_ring(u, sq, cq);
     if (ret < 0) {
         free_state(u, false);
         return ret;
     }
-    ret = nop_round_trip(s, u);
+    ret = nop_round_trip(io, u);
     if (ret < 0)
         goto fail;
 
-    u->nslots = slot_count(&s->cfg);
-    s->stats.sys[RC_SYS_OTHER]++;
+    u->nslots = slot_count(&io->cfg);
+    io->stats.sys[RC_SYS_OTHER]++;
     ret = io_uring_register_files_sparse(&u->ring, u->nslots);
     if (ret < 0)
         goto fail;
@@ -847,7 +836,7 @@ static int uring_init(struct rc_server *s)
         u->slots[i].next_free = i + 1 < u->nslots ? i + 1 : SLOT_NONE;
     u->free_head = 0;
 
-    s->stats.sys[RC_SYS_OTHER]++;
+    io->stats.sys[RC_SYS_OTHER]++;
     ret = compat_setup_buf_ring(&u->ring, RECV_NBUFS, RECV_BGID, &u->br);
     if (ret < 0)
         goto fail;
@@ -858,11 +847,11 @@ static int uring_init(struct rc_server *s)
     u->buf_returns = 0;
 
     /* Saves the fd lookup on every enter; optional. */
-    s->stats.sys[RC_SYS_OTHER]++;
+    io->stats.sys[RC_SYS_OTHER]++;
     io_uring_register_ring_fd(&u->ring);
 
-    s->be_state = u;
-    rc_log(RC_LOG_VERBOSE,
+    io->be_state = u;
+    rc_log(io->log, RC_LOG_VERBOSE,
            "io_uring backend: sq %u, cq %u, %u connection slots, %u x %u B receive buffers",
            u->ring.sq.ring_entries, u->ring.cq.ring_entries, u->nslots, RECV_NBUFS, RECV_BUFSZ);
     return 0;
@@ -872,9 +861,9 @@ fail:
     return ret;
 }
 
-static int uring_listen(struct rc_server *s, int fd)
+static int uring_listen(struct rc_io *io, int fd)
 {
-    struct uring_state *u = s->be_state;
+    struct uring_state *u = io->be_state;
     struct ulistener *l;
 
     if (u->nlis >= RC_MAX_BIND)
@@ -887,7 +876,7 @@ static int uring_listen(struct rc_server *s, int fd)
 }
 
 /* Cancels the multishot accepts; close_fds also closes the sockets. */
-static void stop_accepting(struct rc_server *s, struct uring_state *u, bool close_fds)
+static void stop_accepting(struct rc_io *io, struct uring_state *u, bool close_fds)
 {
     bool queued = false;
 
@@ -896,27 +885,27 @@ static void stop_accepting(struct rc_server *s, struct uring_state *u, bool clos
         if (l->closed)
             continue;
         if (l->armed) {
-            struct io_uring_sqe *sqe = get_sqe(s, u);
+            struct io_uring_sqe *sqe = get_sqe(io, u);
             io_uring_prep_cancel64(sqe, pack((uint32_t)i, 0, UOP_ACCEPT), 0);
             sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
             io_uring_sqe_set_data64(sqe, pack((uint32_t)i, 0, UOP_CANCEL));
             queued = true;
         }
         if (close_fds)
-            count_close(s, l->fd);
+            count_close(io, l->fd);
         l->closed = true;
     }
     if (queued) {
         /* Now, not at the next poll: the multishot accept holds the
          * listening socket open and would keep accepting. */
-        s->stats.sys[RC_SYS_IO_URING_ENTER]++;
+        io->stats.sys[RC_SYS_IO_URING_ENTER]++;
         io_uring_submit(&u->ring);
     }
 }
 
-static void uring_unlisten(struct rc_server *s)
+static void uring_unlisten(struct rc_io *io)
 {
-    stop_accepting(s, s->be_state, true);
+    stop_accepting(io, io->be_state, true);
 }
 
 static bool any_zombie(const struct uring_state *u)
@@ -927,39 +916,39 @@ static bool any_zombie(const struct uring_state *u)
     return false;
 }
 
-static void uring_destroy(struct rc_server *s)
+static void uring_destroy(struct rc_io *io)
 {
-    struct uring_state *u = s->be_state;
+    struct uring_state *u = io->be_state;
     uint64_t deadline;
 
     if (!u)
         return;
     /* The backend owns the listening sockets it was given. */
-    stop_accepting(s, u, true);
+    stop_accepting(io, u, true);
     for (uint32_t i = 0; i < u->nslots; i++)
         if (u->slots[i].state == SLOT_LIVE)
-            teardown(s, u, i, "server stopped");
+            teardown(io, u, i, "server stopped");
     /* Wait (bounded) for the cancelled requests so their memory can go. */
     deadline = rc_now_ms() + DESTROY_WAIT_MS;
     while (any_zombie(u) && rc_now_ms() < deadline) {
-        enter(s, u, 50 * 1000000LL);
-        reap(s, u);
+        enter(io, u, 50 * 1000000LL);
+        reap(io, u);
     }
     for (uint32_t i = 0; i < u->nslots; i++) {
         if (u->slots[i].state == SLOT_ZOMBIE) {
             /* The kernel still owns its send buffers: leak them rather than
              * free memory a request may read. */
-            rc_log(RC_LOG_WARNING, "io_uring: connection id=%llu still busy at exit",
+            rc_log(io->log, RC_LOG_WARNING, "io_uring: connection id=%llu still busy at exit",
                    (unsigned long long)u->slots[i].c->id);
         }
     }
     free_state(u, true);
-    s->be_state = NULL;
+    io->be_state = NULL;
 }
 
-static int uring_watch(struct rc_server *s, int fd, rc_watch_fn cb, void *arg)
+static int uring_watch(struct rc_io *io, int fd, rc_watch_fn cb, void *arg)
 {
-    struct uring_state *u = s->be_state;
+    struct uring_state *u = io->be_state;
 
     for (uint32_t i = 0; i < RC_MAX_WATCH; i++) {
         struct uwatch *w = &u->wat[i];
@@ -977,9 +966,9 @@ static int uring_watch(struct rc_server *s, int fd, rc_watch_fn cb, void *arg)
     return -ENOSPC;
 }
 
-static void uring_unwatch(struct rc_server *s, int fd)
+static void uring_unwatch(struct rc_io *io, int fd)
 {
-    struct uring_state *u = s->be_state;
+    struct uring_state *u = io->be_state;
 
     for (uint32_t i = 0; u && i < RC_MAX_WATCH; i++) {
         struct uwatch *w = &u->wat[i];
@@ -988,11 +977,11 @@ static void uring_unwatch(struct rc_server *s, int fd)
         if (w->armed) {
             /* The poll holds its own file reference: cancel it now, so the
              * socket really closes when the caller closes fd. */
-            struct io_uring_sqe *sqe = get_sqe(s, u);
+            struct io_uring_sqe *sqe = get_sqe(io, u);
             io_uring_prep_cancel64(sqe, pack(i, w->gen, UOP_WATCH), 0);
             sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
             io_uring_sqe_set_data64(sqe, pack(i, 0, UOP_CANCEL));
-            s->stats.sys[RC_SYS_IO_URING_ENTER]++;
+            io->stats.sys[RC_SYS_IO_URING_ENTER]++;
             io_uring_submit(&u->ring);
         }
         w->used = false;

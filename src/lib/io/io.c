@@ -1,0 +1,73 @@
+/* io.c -- the connection and dirty lists shared by the host and the backends.
+ *
+ * SPDX-License-Identifier: BSD-3-Clause
+ */
+#include "io.h"
+
+const char *const rc_sys_names[RC_SYS__COUNT] = {
+    "io_uring_enter", "epoll_wait", "epoll_ctl", "write",      "writev", "sendmsg",
+    "read",           "accept",     "close",     "setsockopt", "other",  "recvmmsg",
+};
+
+void rc_io_link(struct rc_io *io, struct rc_io_conn *c)
+{
+    c->next = NULL;
+    c->prev = io->tail;
+    if (io->tail)
+        io->tail->next = c;
+    else
+        io->head = c;
+    io->tail = c;
+}
+
+void rc_io_unlink(struct rc_io *io, struct rc_io_conn *c)
+{
+    rc_io_unmark_dirty(io, c);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        io->head = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    else
+        io->tail = c->prev;
+    c->prev = c->next = NULL;
+}
+
+void rc_io_mark_dirty(struct rc_io *io, struct rc_io_conn *c)
+{
+    if (c->flags & RC_IO_DIRTY)
+        return;
+    c->flags |= RC_IO_DIRTY;
+    c->dnext = NULL;
+    c->dprev = io->dirty_tail;
+    if (io->dirty_tail)
+        io->dirty_tail->dnext = c;
+    else
+        io->dirty_head = c;
+    io->dirty_tail = c;
+}
+
+void rc_io_unmark_dirty(struct rc_io *io, struct rc_io_conn *c)
+{
+    if (!(c->flags & RC_IO_DIRTY))
+        return;
+    if (c->dprev)
+        c->dprev->dnext = c->dnext;
+    else
+        io->dirty_head = c->dnext;
+    if (c->dnext)
+        c->dnext->dprev = c->dprev;
+    else
+        io->dirty_tail = c->dprev;
+    c->dprev = c->dnext = NULL;
+    c->flags &= ~RC_IO_DIRTY;
+}
+
+struct rc_io_conn *rc_io_pop_dirty(struct rc_io *io)
+{
+    struct rc_io_conn *c = io->dirty_head;
+    if (c)
+        rc_io_unmark_dirty(io, c);
+    return c;
+}

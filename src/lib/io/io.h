@@ -1,0 +1,147 @@
+/* io.h -- what the backends see: connections as queues to send, and the host that owns them.
+ *
+ * The io layer moves bytes between sockets and a host (the server's
+ * connection layer) and counts every system call it makes. It never sees a
+ * subscription table or a wire format: each connection is a struct
+ * rc_io_conn -- a socket, a send queue of slab references and a few state
+ * bits -- embedded first in the host's own connection struct. The host
+ * tells the backend what to send by putting connections on the dirty list
+ * (rc_io_mark_dirty); the backend hands the whole list to the kernel in one
+ * batch per iteration and reports back through the host's ops (accepted,
+ * input, sent, unlink, free).
+ *
+ * SPDX-License-Identifier: BSD-3-Clause
+ */
+#ifndef RC_IO_H
+#define RC_IO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "queue.h"
+#include "util.h"
+
+#define RC_MAX_BIND 16 /* listening sockets */
+
+/* Connection state bits the backends act on. Bits 16 and up are the host's. */
+#define RC_IO_CLOSE_AFTER_REPLY (1u << 0) /* close once the queue drains */
+#define RC_IO_CLOSE_ASAP        (1u << 1) /* close now, drop what is queued */
+#define RC_IO_UNLINKED          (1u << 2) /* the host let go of it (ops->unlink done) */
+#define RC_IO_DIRTY             (1u << 3) /* on the dirty list */
+#define RC_IO_HOLDABLE          (1u << 4) /* output may wait for the tick window (subscribers) */
+
+struct rc_io_conn {
+    uint64_t id;
+    int fd;
+    unsigned flags;
+    uint32_t slot;  /* backend's slot table index */
+    uint32_t gen;   /* bumped when the slot is reused */
+    bool send_busy; /* a send is in flight (uring) or blocked on EPOLLOUT (epoll) */
+    struct rc_queue out;
+    struct rc_io_conn *prev, *next;   /* every live connection, in creation order */
+    struct rc_io_conn *dprev, *dnext; /* dirty list */
+    void *be;                         /* backend's per-connection state */
+};
+
+/* True when a backend should tear c down now. */
+static inline bool rc_io_should_close(const struct rc_io_conn *c)
+{
+    return (c->flags & RC_IO_CLOSE_ASAP) ||
+           ((c->flags & RC_IO_CLOSE_AFTER_REPLY) && rc_queue_empty(&c->out));
+}
+
+/* System calls, by kind (INFO fanout). */
+enum rc_sys {
+    RC_SYS_IO_URING_ENTER,
+    RC_SYS_EPOLL_WAIT,
+    RC_SYS_EPOLL_CTL,
+    RC_SYS_WRITE,
+    RC_SYS_WRITEV,
+    RC_SYS_SENDMSG,
+    RC_SYS_READ,
+    RC_SYS_ACCEPT,
+    RC_SYS_CLOSE,
+    RC_SYS_SETSOCKOPT,
+    RC_SYS_OTHER,
+    RC_SYS_RECVMMSG,
+    RC_SYS__COUNT
+};
+
+extern const char *const rc_sys_names[RC_SYS__COUNT];
+
+struct rc_io_stats {
+    uint64_t sys[RC_SYS__COUNT];
+    uint64_t bytes_out;   /* handed to (and accepted by) the kernel */
+    uint64_t sends;       /* send operations (iovec batches) */
+    uint64_t sends_zc;    /* of which zero-copy (io_uring SEND_ZC) */
+    uint64_t accept_errs; /* accepts refused for lack of resources (EMFILE, ...) */
+};
+
+static inline uint64_t rc_io_syscalls(const struct rc_io_stats *st)
+{
+    uint64_t n = 0;
+    for (int i = 0; i < RC_SYS__COUNT; i++)
+        n += st->sys[i];
+    return n;
+}
+
+struct rc_io;
+
+/* What the host (the connection layer) does for a backend. */
+struct rc_io_host_ops {
+    /* A new connection on fd (non-blocking): the host allocates it, links it
+     * (rc_io_link) and returns it; it may already be CLOSE_AFTER_REPLY. */
+    struct rc_io_conn *(*accepted)(struct rc_io *io, int fd);
+    /* Bytes received on c. */
+    void (*input)(struct rc_io *io, struct rc_io_conn *c, const char *buf, size_t n);
+    /* The kernel accepted n bytes of c's queue (the backend has not consumed them). */
+    void (*sent)(struct rc_io *io, struct rc_io_conn *c, size_t n);
+    /* Detach c (its subscriptions, the lists) and drop its unsent output.
+     * Idempotent; sets RC_IO_UNLINKED. why is logged at verbose level. */
+    void (*unlink)(struct rc_io *io, struct rc_io_conn *c, const char *why);
+    /* Free c: after unlink, with nothing in flight. */
+    void (*free)(struct rc_io *io, struct rc_io_conn *c);
+};
+
+/* Settings a backend reads (the host keeps them current on CONFIG SET). */
+struct rc_io_cfg {
+    uint64_t maxclients;    /* sizes the uring slot table */
+    uint64_t uring_entries; /* submission queue size, 0 = default */
+    uint64_t tick_us;       /* hold subscribers' output up to this long, 0 = never */
+    uint64_t tick_bytes;    /* ... or until this much is pending, 0 = no bound */
+    uint64_t zc_threshold;  /* SEND_ZC for single sends at least this large, 0 = off */
+};
+
+/* Called on the loop thread when a watched fd is readable. Returns true when
+ * it stopped early with input left: the backend then calls it again on the
+ * next iteration without waiting for a new readiness event. */
+typedef bool (*rc_watch_fn)(void *arg);
+
+/* Extra descriptors a backend watches besides clients and listeners. */
+#define RC_MAX_WATCH 32
+
+struct rc_io {
+    const struct rc_io_host_ops *host;
+    const struct rc_logger *log;
+    struct rc_io_cfg cfg;
+    bool stopping;                              /* shutdown: flush now, never hold output */
+    struct rc_io_conn *head, *tail;             /* every live connection */
+    struct rc_io_conn *dirty_head, *dirty_tail; /* what to hand the kernel next */
+    struct rc_io_stats stats;
+    const struct rc_backend_ops *be; /* backend.h */
+    void *be_state;
+};
+
+/* Adds c to io's connection list (the host, in ops->accepted). */
+void rc_io_link(struct rc_io *io, struct rc_io_conn *c);
+/* Takes c off the connection and dirty lists (the host, in ops->unlink). */
+void rc_io_unlink(struct rc_io *io, struct rc_io_conn *c);
+/* Puts c on the dirty list (if not there). */
+void rc_io_mark_dirty(struct rc_io *io, struct rc_io_conn *c);
+/* Takes c off the dirty list (no-op when it is not on it). */
+void rc_io_unmark_dirty(struct rc_io *io, struct rc_io_conn *c);
+/* Pops the next connection from the dirty list, or NULL. */
+struct rc_io_conn *rc_io_pop_dirty(struct rc_io *io);
+
+#endif

@@ -1,0 +1,165 @@
+/* server.h -- the server: configuration, connections, and the wiring of the layers.
+ *
+ * struct rc_server ties an engine (core: channels, fan-out), an I/O backend
+ * (io: sockets, the batch per tick) and the connection layer together. A
+ * struct rc_conn is all three views of one client: its io part (socket and
+ * send queue, what the backend sees), its sink (subscriptions and wire
+ * format, what the engine sees) and the rest (parser, auth, names). Everything
+ * of one server runs on its loop thread. A connection's life:
+ *
+ *   backend accepts fd ........ host op accepted -> rc_conn_accepted()
+ *   bytes arrive .............. host op input: parse, execute, queue replies
+ *   output queued ............. conn goes on the io dirty list; the backend's
+ *                               next poll() hands it to the kernel
+ *   server wants it closed .... RC_IO_CLOSE_ASAP (or CLOSE_AFTER_REPLY once
+ *                               its queue drains); it is also put on the
+ *                               dirty list so the backend sees it
+ *   backend tears it down ..... host op unlink (idempotent: unsubscribes,
+ *                               leaves the lists), closes the fd, and when no
+ *                               send is in flight, host op free
+ *
+ * SPDX-License-Identifier: BSD-3-Clause
+ */
+#ifndef RC_SERVER_H
+#define RC_SERVER_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "backend.h"
+#include "codecs.h"
+#include "config.h"
+#include "engine.h"
+#include "io.h"
+#include "msg.h"
+#include "queue.h"
+#include "resp.h"
+#include "util.h"
+
+/* Counters of the connection layer (the engine and the backend keep their own). */
+struct rc_stats {
+    uint64_t conns_received;
+    uint64_t conns_rejected; /* maxclients, protected mode */
+    uint64_t commands;
+    uint64_t bytes_in;
+    uint64_t obuf_disconnects; /* clients dropped by the output limit */
+    uint64_t proto_errors;
+};
+
+/* Connection flags beyond the io ones (io.h keeps bits below 16). */
+#define RC_CONN_AUTHED (1u << 16) /* passed AUTH (or no password set) */
+
+struct rc_conn {
+    struct rc_io_conn io; /* first: the backend's view */
+    struct rc_sink sink;  /* the engine's view: subscriptions, wire format */
+    struct rc_server *srv;
+    int proto; /* 2 or 3 */
+    struct rc_buf qbuf;
+    struct rc_resp_parser parser;
+    char *name;
+    char *lib_name;
+    char *lib_ver;
+    char addr[64];  /* "ip:port" of the peer */
+    char laddr[64]; /* "ip:port" of our side */
+    uint64_t ctime_ms;
+    uint64_t last_ms;       /* last interaction */
+    uint64_t soft_since_ms; /* over the soft output limit since, 0 = not */
+    const char *last_cmd;   /* static name of the last command (CLIENT LIST cmd=) */
+    uint64_t tot_cmds;
+};
+
+static inline struct rc_conn *rc_conn_of(struct rc_io_conn *ic)
+{
+    return (struct rc_conn *)ic; /* io is the first member */
+}
+
+struct rc_server {
+    struct rc_config cfg;
+    struct rc_logger log;
+    struct rc_io io;         /* backend, connection lists, syscall counters */
+    struct rc_engine *eng;   /* channels, patterns, fan-out, market data */
+    struct rc_arena replies; /* per-client replies, from the engine's slab pool */
+    struct rc_buf rbuf;      /* reply being built for the current command */
+    uint64_t nclients;
+    uint64_t next_id;
+    int listen_fds[RC_MAX_BIND];
+    int nlisten;
+    int port; /* actual port (when cfg.port is 0) */
+    struct rc_stats stats;
+    uint64_t start_ms;
+    uint64_t start_wall_us;
+    uint64_t last_cron_ms;
+    bool stopping; /* shutdown in progress */
+    volatile sig_atomic_t stop_requested;
+    uint64_t stop_deadline_ms;
+    char run_id[41];
+    char *config_file; /* absolute path, for INFO */
+    char *executable;
+    struct rc_udp *udp; /* UDP feed sources (udp.c), NULL when none */
+};
+
+static inline struct rc_server *rc_server_of(struct rc_io *io)
+{
+    return (struct rc_server *)((char *)io - offsetof(struct rc_server, io));
+}
+
+/* ---- Server life ---- */
+
+/* Creates a server for cfg (copied, strings included). Does not listen. */
+struct rc_server *rc_server_new(const struct rc_config *cfg);
+/* Binds and listens on every bind address; picks the backend (uring falls
+ * back to epoll with one log line). Returns 0 or -errno, logging why. */
+int rc_server_start(struct rc_server *s);
+/* Runs the loop until a stop is requested and the shutdown has flushed. */
+int rc_server_run(struct rc_server *s);
+/* Async-signal-safe: asks the loop to shut down. */
+void rc_server_request_stop(struct rc_server *s);
+/* Tears everything down. NULL is a no-op. */
+void rc_server_free(struct rc_server *s);
+
+/* ---- Connections ---- */
+
+/* A new connection on fd (the backend's accepted op). It may already be
+ * marked CLOSE_AFTER_REPLY (maxclients, protected mode). */
+struct rc_conn *rc_conn_accepted(struct rc_server *s, int fd);
+/* Bytes received on c: parsed and executed, replies queued. */
+void rc_conn_input(struct rc_server *s, struct rc_conn *c, const char *buf, size_t n);
+/* Detaches c from the server (subscriptions, lists) and drops its unsent
+ * output. Idempotent. reason is logged at verbose level. */
+void rc_conn_unlink(struct rc_server *s, struct rc_conn *c, const char *reason);
+/* Frees c. Requires unlink first and nothing in flight. */
+void rc_conn_free(struct rc_server *s, struct rc_conn *c);
+/* Copies the settings the backend reads into s->io.cfg (after CONFIG SET). */
+void rc_server_sync_io_cfg(struct rc_server *s);
+
+/* ---- Inside the server ---- */
+
+/* Puts c on the dirty list (if not there). */
+void rc_conn_mark_dirty(struct rc_server *s, struct rc_conn *c);
+/* Does c hold any subscription (Redis's "pubsub client")? */
+static inline bool rc_conn_subscribed(const struct rc_conn *c)
+{
+    return rc_sink_subscribed(&c->sink);
+}
+/* The engine's format id of c's protocol. */
+static inline uint8_t rc_conn_fmt(const struct rc_conn *c)
+{
+    return c->proto == 3 ? RC_FMT_RESP3 : RC_FMT_RESP2;
+}
+/* Switches c to RESP proto (2 or 3), and its subscriptions to that format. */
+void rc_conn_set_proto(struct rc_server *s, struct rc_conn *c, int proto);
+/* Moves s->rbuf (the reply built so far) to c's queue. */
+void rc_conn_flush_reply(struct rc_server *s, struct rc_conn *c);
+/* Schedules c to be closed as soon as possible (output dropped). */
+void rc_conn_close_asap(struct rc_server *s, struct rc_conn *c, const char *why);
+
+/* Periodic work (output-limit timers, idle timeouts); called about every 100 ms. */
+void rc_server_cron(struct rc_server *s);
+
+/* Iterates the live connections in creation order. */
+#define RC_FOR_EACH_CONN(s, c)                                                                     \
+    for (struct rc_conn *c = rc_conn_of((s)->io.head); c;                                          \
+         c = c->io.next ? rc_conn_of(c->io.next) : NULL)
+
+#endif
