@@ -5,7 +5,7 @@ PORT  ?= 6380
 ARGS  ?=
 DEMO  ?= 1
 
-.PHONY: all build run test test-asan fuzz deps clean
+.PHONY: all build run test test-asan test-tsan fuzz deps clean
 
 all: build
 
@@ -36,6 +36,13 @@ test-asan: deps
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS)
 
+# The tests that run several servers on several threads in one process, with
+# the library built under ThreadSanitizer (CI runs it after test-asan).
+test-tsan: deps
+	cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DRINGCAST_TSAN=ON
+	cmake --build build-tsan -j $(JOBS) --target ringcast ringcastd ringcast-feed ringcast-bench
+	cd build-tsan && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -R 'two_servers'
+
 # A longer libFuzzer run of every harness (clang): make fuzz FUZZ_SECONDS=600
 FUZZ_SECONDS ?= 60
 fuzz: deps
@@ -48,4 +55,4 @@ fuzz: deps
 	done
 
 clean:
-	rm -rf $(BUILD) build-asan build-fuzz
+	rm -rf $(BUILD) build-asan build-tsan build-fuzz

@@ -220,9 +220,12 @@ fail:
     return err;
 }
 
+/* A lock-free atomic is what makes the store async-signal-safe. */
+_Static_assert(ATOMIC_BOOL_LOCK_FREE == 2, "stop_requested must be lock-free");
+
 void rc_server_request_stop(struct rc_server *s)
 {
-    s->stop_requested = 1;
+    atomic_store_explicit(&s->stop_requested, true, memory_order_relaxed);
 }
 
 static bool all_flushed(struct rc_server *s)
@@ -242,7 +245,7 @@ int rc_server_run(struct rc_server *s)
             s->last_cron_ms = now;
             rc_server_cron(s);
         }
-        if (s->stop_requested && !s->stopping) {
+        if (!s->stopping && atomic_load_explicit(&s->stop_requested, memory_order_relaxed)) {
             s->stopping = s->io.stopping = true;
             s->stop_deadline_ms = now + s->cfg.shutdown_timeout * 1000;
             rc_log(&s->log, RC_LOG_WARNING, "Received signal, scheduling shutdown...");

@@ -24,6 +24,7 @@
 #define RC_SERVER_H
 
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -90,8 +91,8 @@ struct rc_server {
     uint64_t start_ms;
     uint64_t start_wall_us;
     uint64_t last_cron_ms;
-    bool stopping; /* shutdown in progress */
-    volatile sig_atomic_t stop_requested;
+    bool stopping;              /* shutdown in progress */
+    atomic_bool stop_requested; /* set from signal handlers and other threads */
     uint64_t stop_deadline_ms;
     char run_id[41];
     char *config_file; /* absolute path, for INFO */
