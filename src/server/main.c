@@ -40,6 +40,8 @@ static void usage(FILE *f)
                "  --io uring|epoll|naive     I/O backend (default uring, falls back to epoll)\n"
                "  --maxclients <n>           connection limit (default 10000)\n"
                "  --requirepass <password>   require AUTH (default: none)\n"
+               "  --http-port <n>            SSE, WebSocket, /metrics and the dashboard\n"
+               "                             (default 8380; 0 turns it off)\n"
                "  --client-output-buffer-limit \"pubsub <hard> <soft> <seconds>\"\n"
                "                             slow-subscriber limit (default pubsub 32mb 8mb 60)\n"
                "  --tick-us <n>              accumulate output up to n microseconds (default 0)\n"

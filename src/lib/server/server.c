@@ -47,6 +47,8 @@ static void copy_config(struct rc_config *dst, const struct rc_config *src)
         dst->bind[i] = rc_xstrdup(src->bind[i]);
     dst->requirepass = src->requirepass ? rc_xstrdup(src->requirepass) : NULL;
     dst->logfile = src->logfile ? rc_xstrdup(src->logfile) : NULL;
+    dst->http_allowed_origins =
+        src->http_allowed_origins ? rc_xstrdup(src->http_allowed_origins) : NULL;
     rc_config_dup_rules(dst);
 }
 

@@ -51,8 +51,18 @@ struct rc_stats {
 /* Connection flags beyond the io ones (io.h keeps bits below 16). */
 #define RC_CONN_AUTHED (1u << 16) /* passed AUTH (or no password set) */
 
+/* How a connection speaks: RESP, or HTTP and what a request upgraded it to. */
+enum rc_transport {
+    RC_TRANSPORT_RESP, /* the RESP port */
+    RC_TRANSPORT_HTTP, /* the HTTP port, between requests */
+    RC_TRANSPORT_SSE,  /* GET /events: a Server-Sent Events stream */
+    RC_TRANSPORT_WS,   /* GET /ws: a WebSocket */
+    RC_TRANSPORT__COUNT
+};
+
 struct rc_conn {
     struct rc_io_conn io; /* first: the backend's view */
+    uint8_t transport;    /* enum rc_transport */
     struct rc_sink sink;  /* the engine's view: subscriptions, wire format */
     struct rc_server *srv;
     int proto; /* 2 or 3 */
