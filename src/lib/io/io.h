@@ -137,8 +137,13 @@ struct rc_io {
 void rc_io_link(struct rc_io *io, struct rc_io_conn *c);
 /* Takes c off the connection and dirty lists (the host, in ops->unlink). */
 void rc_io_unlink(struct rc_io *io, struct rc_io_conn *c);
-/* Puts c on the dirty list (if not there). */
-void rc_io_mark_dirty(struct rc_io *io, struct rc_io_conn *c);
+void rc_io_dirty_append(struct rc_io *io, struct rc_io_conn *c);
+/* Puts c on the dirty list (if not there). Inline: it runs once per delivery. */
+static inline void rc_io_mark_dirty(struct rc_io *io, struct rc_io_conn *c)
+{
+    if (!(c->flags & RC_IO_DIRTY))
+        rc_io_dirty_append(io, c);
+}
 /* Takes c off the dirty list (no-op when it is not on it). */
 void rc_io_unmark_dirty(struct rc_io *io, struct rc_io_conn *c);
 /* Pops the next connection from the dirty list, or NULL. */

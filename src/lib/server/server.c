@@ -476,13 +476,15 @@ static void conn_sent(struct rc_server *s, struct rc_conn *c, size_t n)
 
 void rc_conn_mark_dirty(struct rc_server *s, struct rc_conn *c)
 {
+    if (c->io.flags & RC_IO_DIRTY)
+        return;
     /* Subscribers' output may wait for the tick window; replies to
      * everyone else go out at once (backend_uring.c, hold_output). */
     if (rc_conn_subscribed(c))
         c->io.flags |= RC_IO_HOLDABLE;
     else
         c->io.flags &= ~RC_IO_HOLDABLE;
-    rc_io_mark_dirty(&s->io, &c->io);
+    rc_io_dirty_append(&s->io, &c->io);
 }
 
 void rc_conn_unlink(struct rc_server *s, struct rc_conn *c, const char *reason)
