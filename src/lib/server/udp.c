@@ -499,6 +499,31 @@ const char *rc_udp_source_addr(const struct rc_server *s, int i)
     return s->udp->src[i].addr;
 }
 
+int rc_udp_nsources(const struct rc_server *s)
+{
+    return s->udp ? s->udp->n : 0;
+}
+
+bool rc_udp_source_stats(const struct rc_server *s, int i, struct rc_udp_source_stats *out)
+{
+    const struct udp_source *src;
+
+    if (!s->udp || i < 0 || i >= s->udp->n)
+        return false;
+    src = &s->udp->src[i];
+    *out = (struct rc_udp_source_stats){
+        .name = src->cfg->name,
+        .datagrams = src->datagrams,
+        .bytes = src->bytes,
+        .messages = src->messages,
+        .published = src->published,
+        .malformed = src->malformed,
+        .gaps = src->line.gaps,
+        .duplicates = src->line.duplicates,
+    };
+    return true;
+}
+
 void rc_udp_info(struct rc_server *s, struct rc_buf *b)
 {
     struct rc_udp *u = s->udp;
