@@ -6,8 +6,11 @@ set -euo pipefail
 PKGS=(build-essential cmake pkg-config liburing-dev libcmocka-dev
       redis-server redis-tools python3 python3-redis)
 if [ "${1:-}" = "--all" ]; then
-    # Extra tools for fuzzing, static checks and benchmark charts.
-    PKGS+=(clang libclang-rt-14-dev clang-format clang-tidy cppcheck gnuplot-nox)
+    # Extra tools for fuzzing, static checks and benchmark charts, and the real
+    # clients of the HTTP tests: promtool (prometheus) checks /metrics, headless
+    # chromium loads the dashboard, driven over DevTools with python3-websockets.
+    PKGS+=(clang libclang-rt-14-dev clang-format clang-tidy cppcheck gnuplot-nox
+           prometheus chromium python3-websockets)
 fi
 
 missing=()
