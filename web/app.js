@@ -23,6 +23,7 @@
 (function () {
   const POLL_MS = 2000;
   const KEEP_S = 300;
+  const CHART_H = 150;
   const auth = new URLSearchParams(location.search).get('auth');
 
   /* ---------------------------------------------------------------- board */
@@ -187,11 +188,12 @@
     const opts = {
       title,
       width: Math.max(300, el.clientWidth),
-      height: 180,
-      scales: { x: { time: true } },
-      series: [{}].concat(series),
+      height: CHART_H,
+      /* y from 0: a ratio near 0.05 should look small, not fill the chart. */
+      scales: { x: { time: true }, y: { range: (u, min, max) => [0, max > 0 ? max * 1.15 : 1] } },
+      series: [{}].concat(series.map((s) => Object.assign({ points: { show: false } }, s))),
       axes: [{}, { label: yLabel, size: 60 }],
-      legend: { live: true },
+      legend: { live: false },
     };
     charts[key] = new uPlot(opts, data[key], el);
   }
@@ -212,7 +214,7 @@
     window.addEventListener('resize', () => {
       for (const key in charts) {
         const el = document.getElementById('chart-' + key);
-        charts[key].setSize({ width: Math.max(300, el.clientWidth), height: 180 });
+        charts[key].setSize({ width: Math.max(300, el.clientWidth), height: CHART_H });
       }
     });
   }
