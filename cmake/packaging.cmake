@@ -102,3 +102,20 @@ install(FILES ${PROJECT_SOURCE_DIR}/ringcast.conf
 # Everything the packages ship, and nothing else (no tests, examples or fuzzers):
 # debian/rules builds this target and installs without the `all` dependency.
 add_custom_target(ringcast-dist DEPENDS ringcast ringcast_shared ringcast-man ${RC_PROGRAMS})
+
+# Tests, registered once (not per backend): the man pages against --help and
+# docs/config.md, and the Debian packages end to end (builds, installs and
+# purges them on this machine: root only, and serial). Same interpreter as the
+# integration tests (Debian's, which has python3-seccomp).
+if(NOT RC_PYTHON)
+  set(RC_PYTHON ${Python3_EXECUTABLE})
+endif()
+add_test(NAME package.man
+         COMMAND ${RC_PYTHON} ${PROJECT_SOURCE_DIR}/tests/package/test_man.py)
+set_tests_properties(package.man PROPERTIES LABELS package TIMEOUT 60 SKIP_RETURN_CODE 77
+  ENVIRONMENT "RINGCAST_MAN_DIR=${PROJECT_BINARY_DIR}/man;RINGCASTD=$<TARGET_FILE:ringcastd>;RINGCAST_SRC=${PROJECT_SOURCE_DIR}")
+add_test(NAME package.deb
+         COMMAND ${RC_PYTHON} ${PROJECT_SOURCE_DIR}/tests/package/test_package.py)
+set_tests_properties(package.deb PROPERTIES LABELS package TIMEOUT 900 SKIP_RETURN_CODE 77
+  RUN_SERIAL TRUE
+  ENVIRONMENT "RINGCAST_SRC=${PROJECT_SOURCE_DIR};RINGCAST_DEB_DIR=${PROJECT_BINARY_DIR}/deb;RINGCAST_SANITIZE=$<BOOL:${RINGCAST_SANITIZE}>")

@@ -11,9 +11,10 @@ if [ "${1:-}" = "--all" ]; then
     PKGS+=(clang libclang-rt-14-dev clang-format clang-tidy cppcheck gnuplot-nox)
 fi
 if [ "${1:-}" = "--all" ] || [ "${1:-}" = "--pkg" ]; then
-    # Debian packaging (make deb, tests/package): the build tools, lintian, and
-    # systemd for `systemd-analyze verify` on the unit.
-    PKGS+=(debhelper devscripts lintian fakeroot dpkg-dev systemd)
+    # Debian packaging (make deb, tests/package): the build tools, lintian,
+    # systemd for `systemd-analyze verify` on the unit, and python3-seccomp to
+    # apply the unit's system call filter where systemd is not PID 1.
+    PKGS+=(debhelper devscripts lintian fakeroot dpkg-dev systemd python3-seccomp)
 fi
 
 missing=()
