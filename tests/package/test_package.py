@@ -44,6 +44,8 @@ SRC = os.path.abspath(os.environ.get("RINGCAST_SRC")
 PACKAGES = ["ringcast", "libringcast0", "libringcast-dev"]
 UNIT = "/lib/systemd/system/ringcast.service"
 IN_CI = os.environ.get("CI", "") not in ("", "0", "false")
+WEAK_STANDARD = {"_ITM_deregisterTMCloneTable", "_ITM_registerTMCloneTable", "__cxa_finalize",
+                 "__gmon_start__"}
 procs = []  # every process we start, killed by PID in cleanup()
 
 
@@ -282,6 +284,7 @@ def step_unit(plain_backend):
         backend, log = run_filtered(allowed - uring_calls)
         rc.check_eq(backend, "epoll", "without the io_uring calls the server falls back")
         rc.check("epoll" in log, "the fallback is logged", None, log[-800:])
+        print("    control, filter without the io_uring calls: io:%s" % backend, flush=True)
 
 
 def unit_under_systemd():
@@ -317,10 +320,22 @@ def step_library():
     exported = {line.split()[-1] for line in r.stdout.decode().splitlines() if line.strip()}
     rc.check_eq(sorted(exported), sorted(api),
                 "nm -D --defined-only %s: exactly the functions of ringcast.h" % lib)
-    r = run(["nm", "-D", "--undefined-only", lib])
-    undefined = [line.split()[-1] for line in r.stdout.decode().splitlines() if line.strip()]
-    print("    nm -D: %d defined (all ringcast_*), %d undefined (libc, liburing)"
-          % (len(exported), len(undefined)), flush=True)
+    # The rest of `nm -D` is imports: versioned libc and liburing functions, and
+    # the weak references every gcc-built shared object carries (crtstuff).
+    r = run(["nm", "-D", lib])
+    imports, odd = 0, []
+    for line in r.stdout.decode().splitlines():
+        kind, name = line.split()[-2:]
+        if kind == "U" and re.search(r"@(GLIBC|LIBURING)_[0-9.]+$", name):
+            imports += 1
+        elif kind == "w" and name.split("@")[0] in WEAK_STANDARD:
+            pass
+        elif not (kind == "T" and name in api):
+            odd.append(line)
+    rc.check_eq(odd, [], "nm -D %s: nothing but ringcast_*, libc/liburing imports and the "
+                "standard weak references" % lib)
+    print("    nm -D: %d defined, all ringcast_* (= ringcast.h); %d imports (libc, liburing); "
+          "weak: %s" % (len(exported), imports, " ".join(sorted(WEAK_STANDARD))), flush=True)
     r = run(["readelf", "-d", lib])
     rc.check("Library soname: [libringcast.so.0]" in r.stdout.decode(), "SONAME", None,
              out(r))
