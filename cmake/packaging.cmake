@@ -45,8 +45,11 @@ target_compile_definitions(ringcast_shared PRIVATE
   $<TARGET_PROPERTY:ringcast,INTERFACE_COMPILE_DEFINITIONS>)
 target_compile_options(ringcast_shared PRIVATE -include ${CMAKE_CURRENT_LIST_DIR}/ringcast_export.h)
 target_link_libraries(ringcast_shared PRIVATE PkgConfig::URING Threads::Threads)
-target_link_options(ringcast_shared PRIVATE
-  -Wl,--version-script=${RC_VERSION_SCRIPT} -Wl,-z,defs -Wl,--as-needed)
+target_link_options(ringcast_shared PRIVATE -Wl,--version-script=${RC_VERSION_SCRIPT} -Wl,--as-needed)
+if(NOT RINGCAST_SANITIZE AND NOT RINGCAST_FUZZ)
+  # Sanitized builds leave the sanitizer runtime to the executable (clang does).
+  target_link_options(ringcast_shared PRIVATE -Wl,-z,defs)
+endif()
 install(TARGETS ringcast_shared LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
 
 set(RC_PROGRAMS ringcastd)
