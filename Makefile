@@ -66,8 +66,7 @@ deb:
 # For systems without dpkg: builds and installs under PREFIX (the unit names the
 # installed paths, so PREFIX is a configure-time choice, in its own build dir).
 install: deps
-	cmake -S . -B $(BUILD)-install -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-	    -DCMAKE_INSTALL_PREFIX=$(PREFIX) -DRINGCAST_SYSTEMD_UNITDIR=$(PREFIX)/lib/systemd/system
+	cmake -S . -B $(BUILD)-install -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=$(PREFIX)
 	cmake --build $(BUILD)-install -j $(JOBS) --target ringcast-dist
 	cmake --install $(BUILD)-install
 

@@ -94,8 +94,8 @@ add_custom_target(ringcast-man ALL DEPENDS ${RC_MAN_OUTPUTS})
 
 # The systemd unit and the config file. The unit names the installed paths, so
 # it is configured with them (make install PREFIX=... reconfigures).
-set(RINGCAST_SYSTEMD_UNITDIR "${CMAKE_INSTALL_PREFIX}/lib/systemd/system" CACHE PATH
-    "Where the systemd unit is installed (Debian: /lib/systemd/system)")
+set(RINGCAST_SYSTEMD_UNITDIR "lib/systemd/system" CACHE STRING
+    "Where the systemd unit is installed, relative to the prefix or absolute (Debian: /lib/systemd/system)")
 configure_file(${PROJECT_SOURCE_DIR}/packaging/ringcast.service.in
                ${PROJECT_BINARY_DIR}/ringcast.service @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/ringcast.service DESTINATION ${RINGCAST_SYSTEMD_UNITDIR})
