@@ -44,7 +44,7 @@ target_include_directories(ringcast_shared PRIVATE
 target_compile_definitions(ringcast_shared PRIVATE
   $<TARGET_PROPERTY:ringcast,INTERFACE_COMPILE_DEFINITIONS>)
 target_compile_options(ringcast_shared PRIVATE -include ${CMAKE_CURRENT_LIST_DIR}/ringcast_export.h)
-target_link_libraries(ringcast_shared PRIVATE PkgConfig::URING Threads::Threads)
+target_link_libraries(ringcast_shared PRIVATE PkgConfig::URING PkgConfig::CRYPTO Threads::Threads)
 target_link_options(ringcast_shared PRIVATE -Wl,--version-script=${RC_VERSION_SCRIPT} -Wl,--as-needed)
 if(NOT RINGCAST_SANITIZE AND NOT RINGCAST_FUZZ)
   # Sanitized builds leave the sanitizer runtime to the executable (clang does).

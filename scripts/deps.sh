@@ -4,7 +4,7 @@
 # --all adds fuzzing, static-check and chart tools; --pkg the packaging tools.
 set -euo pipefail
 
-PKGS=(build-essential cmake pkg-config liburing-dev libcmocka-dev
+PKGS=(build-essential cmake pkg-config liburing-dev libcmocka-dev libssl-dev curl
       redis-server redis-tools python3 python3-redis)
 if [ "${1:-}" = "--all" ]; then
     # Extra tools for fuzzing, static checks and benchmark charts.
