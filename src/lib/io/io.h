@@ -22,7 +22,8 @@
 #include "queue.h"
 #include "util.h"
 
-#define RC_MAX_BIND 16 /* listening sockets */
+#define RC_MAX_BIND   16                /* addresses to listen on */
+#define RC_MAX_LISTEN (2 * RC_MAX_BIND) /* listening sockets: the RESP and the HTTP port */
 
 /* Connection state bits the backends act on. Bits 16 and up are the host's. */
 #define RC_IO_CLOSE_AFTER_REPLY (1u << 0) /* close once the queue drains */
