@@ -45,6 +45,8 @@
 #include "http1.h"
 #include "json.h"
 #include "mdata.h"
+#include "metrics.h"
+#include "webassets.h"
 #include "ws.h"
 
 #define WS_MAX_ARGS 1024
@@ -548,11 +550,28 @@ static void ws_start(struct rc_server *s, struct rc_conn *c, const struct rc_htt
            (unsigned long long)c->io.id, c->addr);
 }
 
+/* GET /metrics: the Prometheus text (metrics.c), behind requirepass. */
+static void metrics(struct rc_server *s, struct rc_conn *c, const struct rc_http_req *r,
+                    const char *q, size_t ql, char *dec, bool head, bool close)
+{
+    struct rc_buf b = {0};
+
+    if (!authorized(s, r, q, ql, dec))
+        return fail(s, c, 401, "WWW-Authenticate: Bearer realm=\"ringcast\"\r\n",
+                    "NOAUTH Authentication required: Authorization: Bearer <password> or "
+                    "?auth=<password>");
+    rc_metrics_render(s, &b);
+    respond(s, c, 200, RC_METRICS_CONTENT_TYPE, "Cache-Control: no-store\r\n", b.p, b.len, head,
+            close);
+    rc_buf_free(&b);
+}
+
 /* ---- Requests ---- */
 
 static void route(struct rc_server *s, struct rc_conn *c, const struct rc_http_req *r, bool head,
                   bool close)
 {
+    const struct rc_web_asset *asset;
     const char *path, *q;
     size_t pl, ql;
     char *dec;
@@ -571,6 +590,14 @@ static void route(struct rc_server *s, struct rc_conn *c, const struct rc_http_r
             fail(s, c, 405, "Allow: GET\r\n", "GET /ws only");
         else
             ws_start(s, c, r, q, ql, dec);
+    } else if (pl == 8 && !memcmp(path, "/metrics", 8)) {
+        metrics(s, c, r, q, ql, dec, head, close);
+    } else if ((asset = rc_web_asset_find(path, pl)) != NULL) {
+        /* The dashboard's files (web/, embedded at build time): public, like
+         * any page; what they fetch (/events, /metrics) asks for the password. */
+        respond(s, c, 200, asset->type,
+                "Cache-Control: no-cache\r\nX-Content-Type-Options: nosniff\r\n",
+                (const char *)asset->data, asset->len, head, close);
     } else {
         static const char nf[] = "not found: try /events, /ws, /metrics, /healthz or /\n";
         respond(s, c, 404, "text/plain; charset=utf-8", NULL, nf, sizeof(nf) - 1, head, close);
