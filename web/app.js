@@ -60,7 +60,16 @@
   }
 
   function fmt(v) {
-    return typeof v === 'number' ? String(v) : v === undefined || v === null ? '' : String(v);
+    return v === undefined || v === null ? '' : String(v);
+  }
+
+  /* A price with at least two decimals (JSON drops the trailing zero of 497.90). */
+  function fmtPrice(v) {
+    if (typeof v !== 'number' || !Number.isFinite(v)) return fmt(v);
+    const s = String(v);
+    const dot = s.indexOf('.');
+    if (s.includes('e')) return s;
+    return dot < 0 ? v.toFixed(2) : s.length - dot - 1 < 2 ? v.toFixed(2) : s;
   }
 
   /* Shows a raw payload across the value columns (non-JSON text, or JSON of another shape). */
@@ -81,7 +90,8 @@
       r.raw = null;
       for (const c of COLS.slice(1, -1)) r.cells[c].hidden = false;
     }
-    for (const c of ['bid', 'ask', 'last', 'size', 'n']) r.cells[c].textContent = fmt(q[c]);
+    for (const c of ['bid', 'ask', 'last']) r.cells[c].textContent = fmtPrice(q[c]);
+    for (const c of ['size', 'n']) r.cells[c].textContent = fmt(q[c]);
     const last = Number(q.last);
     r.cells.last.classList.toggle('up', r.last !== null && last > r.last);
     r.cells.last.classList.toggle('down', r.last !== null && last < r.last);
