@@ -12,7 +12,8 @@ read back with `curl -s` and checked exactly where the traffic fixes it:
     subscribers read; syscalls_per_delivery is syscalls_total / deliveries;
   - connected clients by transport: the redis-py connections as "resp", the
     curl stream as "sse" while it runs and not after it ends;
-  - the UDP source's gaps and duplicates, by source label;
+  - the UDP source's gaps (a gauge: a late message fills one), reordered
+    messages and duplicates, by source label;
   - the output-limit disconnect is counted;
   - `promtool check metrics` (Debian's prometheus package) finds nothing.
 
@@ -208,19 +209,27 @@ def test_counters_follow_real_traffic():
             sse.wait(5)
         wait_metric(port, 'ringcast_connected_clients{transport="sse"}', 0.0)
 
-        # UDP: seq 1, 2, then 5 (3 and 4 lost), then 2 again (a duplicate).
+        # UDP: seq 1, 2, then 5 (3 and 4 missing), then 2 again (a duplicate);
+        # then 3 arrives late and fills one gap (gaps is a gauge: it falls).
         c = srv.conn()
         u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
             dst = (rc.HOST, udp_port(c, "feed"))
             for seq in (1, 2, 5, 2):
                 u.sendto(dgram(77, seq, [(b"quotes.U", b"u%d" % seq)]), dst)
+            m = wait_metric(port, 'ringcast_udp_datagrams_total{source="feed"}', 4.0)
+            rc.check_eq(m.get('ringcast_udp_gaps{source="feed"}'), 2.0, "UDP gaps")
+            rc.check_eq(m.get('ringcast_udp_duplicates_total{source="feed"}'), 1.0,
+                        "UDP duplicates")
+            rc.check_eq(m.get('ringcast_udp_published_total{source="feed"}'), 3.0,
+                        "UDP published")
+            u.sendto(dgram(77, 3, [(b"quotes.U", b"u3")]), dst)
         finally:
             u.close()
-        m = wait_metric(port, 'ringcast_udp_datagrams_total{source="feed"}', 4.0)
-        rc.check_eq(m.get('ringcast_udp_gaps_total{source="feed"}'), 2.0, "UDP gaps")
-        rc.check_eq(m.get('ringcast_udp_duplicates_total{source="feed"}'), 1.0, "UDP duplicates")
-        rc.check_eq(m.get('ringcast_udp_published_total{source="feed"}'), 3.0, "UDP published")
+        m = wait_metric(port, 'ringcast_udp_datagrams_total{source="feed"}', 5.0)
+        rc.check_eq(m.get('ringcast_udp_gaps{source="feed"}'), 1.0, "UDP gaps after a late one")
+        rc.check_eq(m.get('ringcast_udp_reordered_total{source="feed"}'), 1.0, "UDP reordered")
+        rc.check_eq(m.get('ringcast_udp_published_total{source="feed"}'), 4.0, "UDP published")
 
         # A subscriber that never reads: dropped by the output limit, and counted.
         rc.check_eq(m["ringcast_output_limit_disconnects_total"], 0.0, "no disconnect yet")

@@ -188,28 +188,32 @@ static void render_mdata(struct rc_server *s, struct rc_buf *b)
     gauge(b, "mdata_bytes", "Payload bytes held as last values and history.", md->bytes);
 }
 
-/* One family per UDP counter, a sample per source (none when no source). */
+/* One family per UDP counter, a sample per source (none when no source).
+ * Gaps are a gauge: the tracker takes one back when a late message fills it. */
 static void render_udp(struct rc_server *s, struct rc_buf *b)
 {
     static const struct {
         const char *name, *help;
+        enum kind kind;
         size_t off;
     } fams[] = {
-        {"udp_datagrams_total", "Datagrams received, by source.",
+        {"udp_datagrams_total", "Datagrams received, by source.", COUNTER,
          offsetof(struct rc_udp_source_stats, datagrams)},
-        {"udp_malformed_datagrams_total", "Datagrams dropped as malformed, by source.",
+        {"udp_malformed_datagrams_total", "Datagrams dropped as malformed, by source.", COUNTER,
          offsetof(struct rc_udp_source_stats, malformed)},
-        {"udp_published_total", "Messages published from datagrams, by source.",
+        {"udp_published_total", "Messages published from datagrams, by source.", COUNTER,
          offsetof(struct rc_udp_source_stats, published)},
-        {"udp_gaps_total", "Sequence numbers skipped and not (yet) filled, by source.",
-         offsetof(struct rc_udp_source_stats, gaps)},
-        {"udp_duplicates_total", "Messages dropped as already seen, by source.",
+        {"udp_gaps", "Sequence numbers skipped and not (yet) filled by a late copy, by source.",
+         GAUGE, offsetof(struct rc_udp_source_stats, gaps)},
+        {"udp_reordered_total", "Late messages that filled a gap, by source.", COUNTER,
+         offsetof(struct rc_udp_source_stats, reordered)},
+        {"udp_duplicates_total", "Messages dropped as already seen, by source.", COUNTER,
          offsetof(struct rc_udp_source_stats, duplicates)},
     };
     int n = rc_udp_nsources(s);
 
     for (size_t f = 0; f < RC_ARRAY_LEN(fams); f++) {
-        family(b, fams[f].name, COUNTER, fams[f].help);
+        family(b, fams[f].name, fams[f].kind, fams[f].help);
         for (int i = 0; i < n; i++) {
             struct rc_udp_source_stats us;
             uint64_t v;

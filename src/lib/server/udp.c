@@ -520,6 +520,7 @@ bool rc_udp_source_stats(const struct rc_server *s, int i, struct rc_udp_source_
         .malformed = src->malformed,
         .gaps = src->line.gaps,
         .duplicates = src->line.duplicates,
+        .reordered = src->line.reordered,
     };
     return true;
 }
