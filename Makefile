@@ -51,7 +51,7 @@ FUZZ_SECONDS ?= 60
 fuzz: deps
 	cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DRINGCAST_FUZZ=ON
 	cmake --build build-fuzz -j $(JOBS)
-	for t in resp glob config udp; do \
+	for t in resp glob config udp http ws; do \
 	    mkdir -p build-fuzz/corpus-$$t && \
 	    build-fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -dict=tests/fuzz/$$t.dict \
 	        build-fuzz/corpus-$$t tests/fuzz/corpus/$$t || exit 1; \
