@@ -70,7 +70,7 @@ rc_cmd_fn rc_cmd_info;
 
 /* commands.c */
 rc_cmd_fn rc_cmd_ping, rc_cmd_echo, rc_cmd_quit, rc_cmd_reset, rc_cmd_hello, rc_cmd_auth;
-rc_cmd_fn rc_cmd_select, rc_cmd_client, rc_cmd_command, rc_cmd_config;
+rc_cmd_fn rc_cmd_select, rc_cmd_client, rc_cmd_command, rc_cmd_config, rc_cmd_shutdown;
 /* Appends the CLIENT LIST line of c (with trailing '\n') to b. */
 void rc_client_info_line(struct rc_server *s, struct rc_conn *c, struct rc_buf *b);
 

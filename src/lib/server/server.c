@@ -247,8 +247,9 @@ int rc_server_run(struct rc_server *s)
         }
         if (!s->stopping && atomic_load_explicit(&s->stop_requested, memory_order_relaxed)) {
             s->stopping = s->io.stopping = true;
-            s->stop_deadline_ms = now + s->cfg.shutdown_timeout * 1000;
-            rc_log(&s->log, RC_LOG_WARNING, "Received signal, scheduling shutdown...");
+            s->stop_deadline_ms = s->stop_now ? now : now + s->cfg.shutdown_timeout * 1000;
+            if (!s->stop_by_user)
+                rc_log(&s->log, RC_LOG_WARNING, "Received signal, scheduling shutdown...");
             s->io.be->unlisten(&s->io);
             s->nlisten = 0;
         }
@@ -256,8 +257,9 @@ int rc_server_run(struct rc_server *s)
             if (all_flushed(s))
                 break;
             if (now >= s->stop_deadline_ms) {
-                rc_log(&s->log, RC_LOG_WARNING,
-                       "Shutdown deadline reached with output still queued");
+                if (!s->stop_now)
+                    rc_log(&s->log, RC_LOG_WARNING,
+                           "Shutdown deadline reached with output still queued");
                 break;
             }
         }

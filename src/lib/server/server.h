@@ -94,6 +94,8 @@ struct rc_server {
     bool stopping;              /* shutdown in progress */
     atomic_bool stop_requested; /* set from signal handlers and other threads */
     uint64_t stop_deadline_ms;
+    bool stop_by_user; /* SHUTDOWN rather than a signal (for the log) */
+    bool stop_now;     /* SHUTDOWN NOW: exit without draining queued output */
     char run_id[41];
     char *config_file; /* absolute path, for INFO */
     char *executable;
