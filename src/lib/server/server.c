@@ -355,6 +355,7 @@ struct rc_conn *rc_conn_accepted(struct rc_server *s, int fd)
     rc_resp_parser_init(&c->parser, &lim);
     if (!s->cfg.requirepass)
         c->io.flags |= RC_CONN_AUTHED;
+    c->parser.unauth = !(c->io.flags & RC_CONN_AUTHED);
 
     sl = sizeof(ss);
     memset(&ss, 0, sizeof(ss));
@@ -431,6 +432,8 @@ static size_t process(struct rc_server *s, struct rc_conn *c, const char *buf, s
         if (c->parser.argc > 0) {
             struct rc_req req = {c->parser.argc, c->parser.argv, c->parser.argvlen};
             rc_cmd_execute(s, c, &req);
+            /* AUTH, HELLO AUTH and RESET change it between two requests. */
+            c->parser.unauth = !(c->io.flags & RC_CONN_AUTHED);
         }
     }
     return pos;
