@@ -849,6 +849,15 @@ static void config_set(struct rc_server *s, const struct rc_req *r)
         size_t nl = RC_MIN(r->argvlen[i], sizeof(name) - 1);
         memcpy(name, r->argv[i], nl);
         name[nl] = '\0';
+        if (!memchr(r->argv[i], '\0', r->argvlen[i]) && rc_config_exists(name) &&
+            !rc_config_runtime(name)) {
+            /* Redis 7.0's reply for an immutable setting. */
+            rc_resp_errorf(&s->rbuf,
+                           "ERR CONFIG SET failed (possibly related to argument '%s') - can't "
+                           "set immutable config",
+                           name);
+            return;
+        }
         if (memchr(r->argv[i], '\0', r->argvlen[i]) || !rc_config_runtime(name)) {
             rc_resp_errorf(&s->rbuf,
                            "ERR Unknown option or number of arguments for CONFIG SET - "
@@ -891,6 +900,7 @@ static void config_set(struct rc_server *s, const struct rc_req *r)
     rc_config_free_rules(&tmp);
     if (mdata)
         rc_mdata_reconfigure(s->eng);
+    rc_mem_apply_cfg(s);
     rc_resp_simple(&s->rbuf, "OK");
 }
 

@@ -582,9 +582,17 @@ void rc_config_dup_rules(struct rc_config *c)
     c->md.rules = r;
 }
 
+static const struct setting *lookup(const char *name);
+
 bool rc_config_runtime(const char *name)
 {
-    return !strncasecmp(name, "mdata-", 6);
+    return !strncasecmp(name, "mdata-", 6) || !strcasecmp(name, "maxmemory") ||
+           !strcasecmp(name, "max-name-len");
+}
+
+bool rc_config_exists(const char *name)
+{
+    return lookup(name) != NULL;
 }
 
 /* ---- Specials: udp-source, udp-arbitrate (udp.c, docs/udp.md) ---- */
@@ -693,6 +701,8 @@ static const struct setting settings[] = {
     MEM("proto-max-bulk-len", proto_max_bulk_len, "512mb", 1 * MB, LLONG_MAX),
     U64("proto-max-multibulk-len", proto_max_multibulk_len, "2147483647", 1, INT_MAX),
     MEM("client-query-buffer-limit", client_query_buffer_limit, "1gb", 1 * MB, LLONG_MAX),
+    MEM("maxmemory", maxmemory, "0", 0, LLONG_MAX),
+    U64("max-name-len", max_name_len, "1024", 0, INT_MAX),
     U64("timeout", timeout, "0", 0, INT_MAX),
     ENUM("io", io, "uring", &io_enum),
     U64("tick-us", tick_us, "0", 0, 1000000),

@@ -73,6 +73,7 @@ struct rc_server *rc_server_new(const struct rc_config *cfg)
     s->io.host = &host_ops;
     s->io.log = &s->log;
     rc_server_sync_io_cfg(s);
+    rc_mem_apply_cfg(s);
     s->next_id = 1;
     s->start_ms = rc_now_ms();
     s->start_wall_us = rc_wall_us();
@@ -240,6 +241,7 @@ int rc_server_run(struct rc_server *s)
 {
     for (;;) {
         s->io.be->poll(&s->io, s->stopping ? 10 : 100);
+        rc_mem_check(s, false); /* UDP sources publish outside rc_conn_input */
         uint64_t now = rc_now_ms();
         if (now - s->last_cron_ms >= 100) {
             s->last_cron_ms = now;
@@ -439,8 +441,17 @@ static size_t process(struct rc_server *s, struct rc_conn *c, const char *buf, s
     return pos;
 }
 
+/* Frees c's query buffer, keeping the server's count of them. */
+static void qbuf_release(struct rc_server *s, struct rc_conn *c)
+{
+    s->mem_qbuf -= c->qbuf.cap;
+    rc_buf_free(&c->qbuf);
+}
+
 void rc_conn_input(struct rc_server *s, struct rc_conn *c, const char *buf, size_t n)
 {
+    size_t qcap = c->qbuf.cap;
+
     if (c->io.flags & (RC_IO_CLOSE_ASAP | RC_IO_CLOSE_AFTER_REPLY | RC_IO_UNLINKED))
         return;
     /* Shutting down: run no new requests, so that a steady publisher cannot
@@ -460,10 +471,13 @@ void rc_conn_input(struct rc_server *s, struct rc_conn *c, const char *buf, size
         size_t used = process(s, c, c->qbuf.p, c->qbuf.len);
         rc_buf_consume(&c->qbuf, used);
     }
+    s->mem_qbuf += c->qbuf.cap - qcap;
     if (c->qbuf.len > s->cfg.client_query_buffer_limit)
         query_limit_exceeded(s, c, c->qbuf.len);
     else if (c->qbuf.len == 0 && c->qbuf.cap > 4 * 1024 * 1024)
-        rc_buf_free(&c->qbuf); /* give back the memory of a very large request */
+        qbuf_release(s, c); /* give back the memory of a very large request */
+    /* Publishing is what allocates: check the ceiling after each read. */
+    rc_mem_check(s, false);
 }
 
 static void conn_sent(struct rc_server *s, struct rc_conn *c, size_t n)
@@ -506,7 +520,7 @@ void rc_conn_free(struct rc_server *s, struct rc_conn *c)
     assert(c->io.flags & RC_IO_UNLINKED);
     rc_sink_free(&c->sink);
     rc_queue_free(&c->io.out);
-    rc_buf_free(&c->qbuf);
+    qbuf_release(s, c);
     rc_resp_parser_free(&c->parser);
     free(c->name);
     free(c->lib_name);
@@ -650,6 +664,7 @@ void rc_server_cron(struct rc_server *s)
     struct rc_io_conn *ic, *next;
 
     rc_engine_cron(s->eng, now);
+    rc_mem_check(s, true);
     for (ic = s->io.head; ic; ic = next) {
         struct rc_conn *c = rc_conn_of(ic);
         next = ic->next;
@@ -660,7 +675,7 @@ void rc_server_cron(struct rc_server *s)
         /* Like Redis, a query buffer grown by a large request is given
          * back once the client has been idle for a while. */
         if (c->qbuf.len == 0 && c->qbuf.cap > 64 * 1024 && now - c->last_ms > 2000)
-            rc_buf_free(&c->qbuf);
+            qbuf_release(s, c);
         if (s->cfg.timeout && !rc_conn_subscribed(c) && !(c->io.flags & RC_IO_CLOSE_ASAP) &&
             now - c->last_ms > s->cfg.timeout * 1000) {
             rc_log(&s->log, RC_LOG_VERBOSE, "Closing idle client id=%llu addr=%s",

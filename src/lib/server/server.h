@@ -46,6 +46,8 @@ struct rc_stats {
     uint64_t bytes_in;
     uint64_t obuf_disconnects; /* clients dropped by the output limit */
     uint64_t proto_errors;
+    uint64_t maxmemory_disconnects; /* clients dropped by the memory ceiling */
+    uint64_t maxmemory_conflations; /* clients left to conflation by it */
 };
 
 /* Connection flags beyond the io ones (io.h keeps bits below 16). */
@@ -64,9 +66,10 @@ struct rc_conn {
     char addr[64];  /* "ip:port" of the peer */
     char laddr[64]; /* "ip:port" of our side */
     uint64_t ctime_ms;
-    uint64_t last_ms;       /* last interaction */
-    uint64_t soft_since_ms; /* over the soft output limit since, 0 = not */
-    const char *last_cmd;   /* static name of the last command (CLIENT LIST cmd=) */
+    uint64_t last_ms;          /* last interaction */
+    uint64_t soft_since_ms;    /* over the soft output limit since, 0 = not */
+    const char *last_cmd;      /* static name of the last command (CLIENT LIST cmd=) */
+    uint64_t mem_conflated_at; /* queued bytes when maxmemory left it to conflation, 0 = not */
     uint64_t tot_cmds;
 };
 
@@ -100,6 +103,12 @@ struct rc_server {
     char *config_file; /* absolute path, for INFO */
     char *executable;
     struct rc_udp *udp; /* UDP feed sources (udp.c), NULL when none */
+    /* The memory ceiling (memory.c). */
+    uint64_t maxmemory;   /* effective ceiling in bytes */
+    uint64_t machine_mem; /* RAM (or cgroup limit) seen at start, for the automatic ceiling */
+    uint64_t mem_peak;    /* highest used_memory seen */
+    uint64_t mem_scan_at; /* used_memory of the last scan that found nothing to cut */
+    uint64_t mem_qbuf;    /* bytes allocated for query buffers */
 };
 
 static inline struct rc_server *rc_server_of(struct rc_io *io)
@@ -156,6 +165,24 @@ void rc_conn_set_proto(struct rc_server *s, struct rc_conn *c, int proto);
 void rc_conn_flush_reply(struct rc_server *s, struct rc_conn *c);
 /* Schedules c to be closed as soon as possible (output dropped). */
 void rc_conn_close_asap(struct rc_server *s, struct rc_conn *c, const char *why);
+
+/* ---- Memory ceiling (memory.c) ---- */
+
+/* What used_memory is made of. */
+struct rc_mem_usage {
+    uint64_t slabs, free_slabs, mdata, qbuf, clients;
+    uint64_t used; /* their sum */
+};
+void rc_mem_usage(struct rc_server *s, struct rc_mem_usage *u);
+/* used_memory (also updates the peak). */
+uint64_t rc_mem_used(struct rc_server *s);
+/* Computes the effective ceiling from cfg.maxmemory (0 = half the RAM). */
+void rc_mem_apply_cfg(struct rc_server *s);
+/* Enforces the ceiling: past it, the largest backlogs are conflated or cut.
+ * force: scan even if the last scan found nothing (cron). */
+void rc_mem_check(struct rc_server *s, bool force);
+/* INFO "memory" section. */
+void rc_mem_info(struct rc_server *s, struct rc_buf *b);
 
 /* Periodic work (output-limit timers, idle timeouts); called about every 100 ms. */
 void rc_server_cron(struct rc_server *s);
