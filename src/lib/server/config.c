@@ -437,7 +437,9 @@ static int rule_option(struct rc_mdata_rule *r, const char *w, char *err, size_t
     } else if (kl == 7 && !strncasecmp(w, "history", 7) && num && n <= 1000000) {
         r->history = (uint32_t)n;
         r->seq |= n > 0;
-    } else if (kl == 4 && !strncasecmp(w, "rate", 4) && num && n <= 1000) {
+    } else if (kl == 4 && !strncasecmp(w, "rate", 4) && num && n >= 1 && n <= 1000) {
+        /* rate=0 would read as "no messages at all" but meant "no cap":
+         * refused rather than silently doing nothing. */
         r->rate = (uint32_t)n;
     } else if (kl == 6 && !strncasecmp(w, "policy", 6) && !strcasecmp(v, "stream")) {
         r->policy = RC_MD_STREAM;
@@ -448,7 +450,7 @@ static int rule_option(struct rc_mdata_rule *r, const char *w, char *err, size_t
     } else {
         seterr(err, errlen,
                "invalid mdata-rule option '%.64s' (expected last, seq, ttl=<secs>, "
-               "history=<0-1000000>, rate=<0-1000>, policy=stream|conflate|drop or off)",
+               "history=<0-1000000>, rate=<1-1000>, policy=stream|conflate|drop or off)",
                w);
         return -EINVAL;
     }
