@@ -10,6 +10,11 @@
 4. `RC.LASTP <pat> COUNT abc` gets Redis's "value is not an integer or out of
    range".
 5. CONFIG GET * lists the settings in the order docs/config.md documents them.
+7. A client with 60,000 subscriptions (released in slices after it closes)
+   does not hold up others: a healthy subscriber gets all 200 messages
+   published right after the close, in order; the channel table empties and
+   the descriptor count returns to the baseline. (The stall itself is
+   measured by bench/stall.py, not asserted: tests do not time.)
 6. INFO fanout has send_syscalls and send_syscalls_per_delivery, consistent
    with the other counters.
 
@@ -143,7 +148,40 @@ def test_info_send_syscalls():
         check_eq(send, want, "send_syscalls = write + writev + sendmsg + io_uring_enter")
 
 
+def test_big_client_teardown():
+    with rchelper.Server() as srv:
+        base = rchelper.baseline(srv)
+        live = srv.conn()
+        check_eq(live.cmd("SUBSCRIBE", "live"), [b"subscribe", b"live", 1], "SUBSCRIBE live")
+        big = srv.conn(timeout=30)
+        n = 60000
+        for k in range(0, n, 1000):
+            big.send(rchelper.encode("SUBSCRIBE", *["b:%d" % i for i in range(k, k + 1000)]))
+        for i in range(n):
+            r = big.read()
+        check_eq(r, [b"subscribe", b"b:%d" % (n - 1), n], "last confirmation")
+        pub = srv.conn()
+        check_eq(pub.cmd("PUBSUB", "NUMSUB", "b:0"), [b"b:0", 1], "subscribed")
+        big.close()
+        for i in range(200):
+            pub.send_cmd("PUBLISH", "live", "m%d" % i)
+        for i in range(200):
+            check_eq(pub.read(), 1, "PUBLISH %d reaches the live subscriber" % i)
+        for i in range(200):
+            check_eq(live.read(), [b"message", b"live", b"m%d" % i], "message %d" % i)
+
+        def channels():
+            st = rchelper.info_sections(pub.cmd("INFO", "stats"))["stats"]
+            return st["pubsub_channels"] == "1"
+        check(rchelper.wait_until(channels, 20), "the closed client's 60000 channels are gone")
+        check_eq(pub.cmd("PUBSUB", "NUMSUB", "b:0", "b:59999"), [b"b:0", 0, b"b:59999", 0],
+                 "NUMSUB after the teardown")
+        live.close()
+        pub.close()
+        rchelper.check_recovered(srv, base, rss_slack_kb=64 * 1024)
+
+
 if __name__ == "__main__":
     rchelper.run_tests([test_max_name_len, test_rate_zero_refused, test_config_set_immutable,
                         test_lastp_count_not_integer, test_config_get_order_matches_docs,
-                        test_info_send_syscalls])
+                        test_info_send_syscalls, test_big_client_teardown])

@@ -240,7 +240,8 @@ static bool all_flushed(struct rc_server *s)
 int rc_server_run(struct rc_server *s)
 {
     for (;;) {
-        s->io.be->poll(&s->io, s->stopping ? 10 : 100);
+        bool releasing = rc_server_release_tick(s);
+        s->io.be->poll(&s->io, releasing ? 0 : s->stopping ? 10 : 100);
         rc_mem_check(s, false); /* UDP sources publish outside rc_conn_input */
         uint64_t now = rc_now_ms();
         if (now - s->last_cron_ms >= 100) {
@@ -281,6 +282,9 @@ void rc_server_free(struct rc_server *s)
     else
         for (int i = 0; i < s->nlisten; i++)
             close(s->listen_fds[i]);
+    /* Clients whose subscriptions were still being released in slices. */
+    while (rc_server_release_tick(s))
+        ;
     /* The backend tore every connection down; anything left was never
      * handed to a backend (start failed). */
     while (s->io.head) {
@@ -502,6 +506,42 @@ void rc_conn_mark_dirty(struct rc_server *s, struct rc_conn *c)
     rc_io_mark_dirty(&s->io, &c->io);
 }
 
+/* Detaches c from the engine, leaving what one slice cannot do to
+ * rc_server_release_tick. */
+static void conn_detach(struct rc_server *s, struct rc_conn *c)
+{
+    if (c->io.flags & RC_CONN_RELEASING)
+        return;
+    if (rc_engine_sink_detach_some(s->eng, &c->sink, RC_TEARDOWN_SLICE))
+        return;
+    c->io.flags |= RC_CONN_RELEASING;
+    c->rel_next = s->releasing;
+    s->releasing = c;
+}
+
+static void conn_free_now(struct rc_server *s, struct rc_conn *c);
+
+bool rc_server_release_tick(struct rc_server *s)
+{
+    size_t budget = RC_TEARDOWN_SLICE;
+    struct rc_conn **pp = &s->releasing;
+
+    while (*pp && budget > 0) {
+        struct rc_conn *c = *pp;
+        size_t before = c->sink.nsubs;
+        bool done = rc_engine_sink_release(s->eng, &c->sink, budget);
+        size_t did = before - c->sink.nsubs;
+        budget = did >= budget ? 0 : budget - did;
+        if (!done)
+            break;
+        *pp = c->rel_next;
+        c->io.flags &= ~RC_CONN_RELEASING;
+        if (c->io.flags & RC_CONN_FREE_WAIT)
+            conn_free_now(s, c);
+    }
+    return s->releasing != NULL;
+}
+
 void rc_conn_unlink(struct rc_server *s, struct rc_conn *c, const char *reason)
 {
     if (c->io.flags & RC_IO_UNLINKED)
@@ -509,7 +549,7 @@ void rc_conn_unlink(struct rc_server *s, struct rc_conn *c, const char *reason)
     c->io.flags |= RC_IO_UNLINKED;
     rc_log(&s->log, RC_LOG_VERBOSE, "Client closed connection id=%llu addr=%s (%s)",
            (unsigned long long)c->io.id, c->addr, reason ? reason : "closed");
-    rc_engine_sink_detach(s->eng, &c->sink);
+    conn_detach(s, c);
     rc_io_unlink(&s->io, &c->io);
     s->nclients--;
     rc_queue_drop_unsent(&c->io.out);
@@ -518,6 +558,16 @@ void rc_conn_unlink(struct rc_server *s, struct rc_conn *c, const char *reason)
 void rc_conn_free(struct rc_server *s, struct rc_conn *c)
 {
     assert(c->io.flags & RC_IO_UNLINKED);
+    if (c->io.flags & RC_CONN_RELEASING) {
+        /* Channels still point at its sink: free it with the last slice. */
+        c->io.flags |= RC_CONN_FREE_WAIT;
+        return;
+    }
+    conn_free_now(s, c);
+}
+
+static void conn_free_now(struct rc_server *s, struct rc_conn *c)
+{
     rc_sink_free(&c->sink);
     rc_queue_free(&c->io.out);
     qbuf_release(s, c);
@@ -534,7 +584,7 @@ void rc_conn_close_asap(struct rc_server *s, struct rc_conn *c, const char *why)
         return;
     c->io.flags |= RC_IO_CLOSE_ASAP;
     /* Stop it receiving anything more right now; the backend closes it. */
-    rc_engine_sink_detach(s->eng, &c->sink);
+    conn_detach(s, c);
     rc_queue_drop_unsent(&c->io.out);
     rc_conn_mark_dirty(s, c);
 }

@@ -51,7 +51,14 @@ struct rc_stats {
 };
 
 /* Connection flags beyond the io ones (io.h keeps bits below 16). */
-#define RC_CONN_AUTHED (1u << 16) /* passed AUTH (or no password set) */
+#define RC_CONN_AUTHED    (1u << 16) /* passed AUTH (or no password set) */
+#define RC_CONN_RELEASING (1u << 17) /* subscriptions still being released in slices */
+#define RC_CONN_FREE_WAIT (1u << 18) /* the backend is done with it: free once released */
+
+/* Subscriptions released per loop iteration for closing clients, in all:
+ * about 1.5 us each, so one client's exit holds the others up for a few
+ * milliseconds at most (docs/robustness.md, "Teardown"). */
+#define RC_TEARDOWN_SLICE 2048
 
 struct rc_conn {
     struct rc_io_conn io; /* first: the backend's view */
@@ -70,6 +77,7 @@ struct rc_conn {
     uint64_t soft_since_ms;    /* over the soft output limit since, 0 = not */
     const char *last_cmd;      /* static name of the last command (CLIENT LIST cmd=) */
     uint64_t mem_conflated_at; /* queued bytes when maxmemory left it to conflation, 0 = not */
+    struct rc_conn *rel_next;  /* on the server's release list (RC_CONN_RELEASING) */
     uint64_t tot_cmds;
 };
 
@@ -104,11 +112,12 @@ struct rc_server {
     char *executable;
     struct rc_udp *udp; /* UDP feed sources (udp.c), NULL when none */
     /* The memory ceiling (memory.c). */
-    uint64_t maxmemory;   /* effective ceiling in bytes */
-    uint64_t machine_mem; /* RAM (or cgroup limit) seen at start, for the automatic ceiling */
-    uint64_t mem_peak;    /* highest used_memory seen */
-    uint64_t mem_scan_at; /* used_memory of the last scan that found nothing to cut */
-    uint64_t mem_qbuf;    /* bytes allocated for query buffers */
+    uint64_t maxmemory;        /* effective ceiling in bytes */
+    uint64_t machine_mem;      /* RAM (or cgroup limit) seen at start, for the automatic ceiling */
+    uint64_t mem_peak;         /* highest used_memory seen */
+    uint64_t mem_scan_at;      /* used_memory of the last scan that found nothing to cut */
+    uint64_t mem_qbuf;         /* bytes allocated for query buffers */
+    struct rc_conn *releasing; /* closed clients whose subscriptions go in slices */
 };
 
 static inline struct rc_server *rc_server_of(struct rc_io *io)
@@ -183,6 +192,10 @@ void rc_mem_apply_cfg(struct rc_server *s);
 void rc_mem_check(struct rc_server *s, bool force);
 /* INFO "memory" section. */
 void rc_mem_info(struct rc_server *s, struct rc_buf *b);
+
+/* Releases the next slice of closed clients' subscriptions; true while any
+ * is left (the loop then does not sleep). */
+bool rc_server_release_tick(struct rc_server *s);
 
 /* Periodic work (output-limit timers, idle timeouts); called about every 100 ms. */
 void rc_server_cron(struct rc_server *s);
