@@ -39,6 +39,8 @@ enum {
 
 #define ERR_MB_LEN     "ERR Protocol error: invalid multibulk length"
 #define ERR_BULK_LEN   "ERR Protocol error: invalid bulk length"
+#define ERR_UNAUTH_MB  "ERR Protocol error: unauthenticated multibulk length"
+#define ERR_UNAUTH_BLK "ERR Protocol error: unauthenticated bulk length"
 #define ERR_QUOTES     "ERR Protocol error: unbalanced quotes in request"
 #define ERR_BIG_INLINE "ERR Protocol error: too big inline request"
 #define ERR_BIG_MBULK  "ERR Protocol error: too big mbulk count string"
@@ -345,6 +347,8 @@ static int parse_multibulk(struct rc_resp_parser *p, const char *buf, size_t len
             return 0;
         if (!parse_ll(buf + 1, cr - 1, &ll) || (ll > 0 && (uint64_t)ll > p->lim.max_multibulk))
             return fail(p, ERR_MB_LEN);
+        if (p->unauth && ll > RC_RESP_UNAUTH_MULTIBULK)
+            return fail(p, ERR_UNAUTH_MB);
         p->pos = cr + 2;
         if (ll <= 0) {
             *consumed = p->pos;
@@ -381,6 +385,8 @@ static int parse_multibulk(struct rc_resp_parser *p, const char *buf, size_t len
             if (!parse_ll(buf + p->pos + 1, cr - p->pos - 1, &ll) || ll < 0 ||
                 (uint64_t)ll > p->lim.max_bulk)
                 return fail(p, ERR_BULK_LEN);
+            if (p->unauth && ll > RC_RESP_UNAUTH_BULK)
+                return fail(p, ERR_UNAUTH_BLK);
             p->pos = cr + 2;
             p->bulk_len = ll;
             p->state = ST_BULK_DATA;
