@@ -173,16 +173,10 @@ static int hex4(const char *p)
 {
     int v = 0;
     for (int k = 0; k < 4; k++) {
-        char c = p[k];
-        v <<= 4;
-        if (c >= '0' && c <= '9')
-            v |= c - '0';
-        else if (c >= 'a' && c <= 'f')
-            v |= c - 'a' + 10;
-        else if (c >= 'A' && c <= 'F')
-            v |= c - 'A' + 10;
-        else
+        int d = rc_hexval(p[k]);
+        if (d < 0)
             return -1;
+        v = v << 4 | d;
     }
     return v;
 }

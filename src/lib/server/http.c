@@ -210,6 +210,12 @@ static bool origin_ok(struct rc_server *s, const struct rc_http_req *r)
     return ol == hl && !strncasecmp(o, h, hl);
 }
 
+static void deny_auth(struct rc_server *s, struct rc_conn *c)
+{
+    fail(s, c, 401, "WWW-Authenticate: Bearer realm=\"ringcast\"\r\n",
+         "NOAUTH Authentication required: Authorization: Bearer <password> or ?auth=<password>");
+}
+
 /* Access-Control-Allow-Origin for an allowed browser Origin. */
 static void cors_headers(const struct rc_http_req *r, struct rc_buf *b)
 {
@@ -314,9 +320,7 @@ static void sse_start(struct rc_server *s, struct rc_conn *c, const struct rc_ht
     if (!origin_ok(s, r))
         return fail(s, c, 403, NULL, "Origin not allowed (http-allowed-origins)");
     if (!authorized(s, r, q, ql, dec))
-        return fail(s, c, 401, "WWW-Authenticate: Bearer realm=\"ringcast\"\r\n",
-                    "NOAUTH Authentication required: Authorization: Bearer <password> or "
-                    "?auth=<password>");
+        return deny_auth(s, c);
     v = rc_http_header(r, "last-event-id", &vl);
     if (v && vl)
         resuming = parse_event_id(v, vl, &epoch, &seq);
@@ -535,9 +539,7 @@ static void ws_start(struct rc_server *s, struct rc_conn *c, const struct rc_htt
     if (!origin_ok(s, r))
         return fail(s, c, 403, NULL, "Origin not allowed (http-allowed-origins)");
     if (!authorized(s, r, q, ql, dec))
-        return fail(s, c, 401, "WWW-Authenticate: Bearer realm=\"ringcast\"\r\n",
-                    "NOAUTH Authentication required: Authorization: Bearer <password> or "
-                    "?auth=<password>");
+        return deny_auth(s, c);
     n = snprintf(head, sizeof(head),
                  "HTTP/1.1 101 Switching Protocols\r\nServer: ringcast\r\nUpgrade: websocket\r\n"
                  "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
@@ -557,9 +559,7 @@ static void metrics(struct rc_server *s, struct rc_conn *c, const struct rc_http
     struct rc_buf b = {0};
 
     if (!authorized(s, r, q, ql, dec))
-        return fail(s, c, 401, "WWW-Authenticate: Bearer realm=\"ringcast\"\r\n",
-                    "NOAUTH Authentication required: Authorization: Bearer <password> or "
-                    "?auth=<password>");
+        return deny_auth(s, c);
     rc_metrics_render(s, &b);
     respond(s, c, 200, RC_METRICS_CONTENT_TYPE, "Cache-Control: no-store\r\n", b.p, b.len, head,
             close);
