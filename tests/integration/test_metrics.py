@@ -11,7 +11,8 @@ read back with `curl -s` and checked exactly where the traffic fixes it:
     (patterns count once more, as in Redis); bytes out cover what the
     subscribers read; syscalls_per_delivery is syscalls_total / deliveries;
   - connected clients by transport: the redis-py connections as "resp", the
-    curl stream as "sse" while it runs and not after it ends;
+    curl stream as "sse" while it runs and not after it ends; one publish
+    to them all is encoded once per wire format (encodes_total by format);
   - the UDP source's gaps (a gauge: a late message fills one), reordered
     messages and duplicates, by source label;
   - the output-limit disconnect is counted;
@@ -202,8 +203,15 @@ def test_counters_follow_real_traffic():
                                 "http://127.0.0.1:%d/events?channel=quotes.A" % port],
                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         try:
-            wait_metric(port, 'ringcast_connected_clients{transport="sse"}', 1.0)
+            m0 = wait_metric(port, 'ringcast_connected_clients{transport="sse"}', 1.0)
             rc.check_eq(r.publish("quotes.A", b"to-sse"), 3, "PUBLISH reaches the SSE client")
+            m1 = metrics(port)
+            # Encoded once per format present: an SSE event, and two RESP2
+            # frames (the channel's message and the pattern's pmessage).
+            enc = lambda f: m1['ringcast_encodes_total{format="%s"}' % f] - \
+                m0['ringcast_encodes_total{format="%s"}' % f]  # noqa: E731
+            rc.check_eq([enc("resp2"), enc("resp3"), enc("sse"), enc("ws")], [2.0, 0.0, 1.0, 0.0],
+                        "encodes by format for one publish")
         finally:
             sse.terminate()
             sse.wait(5)

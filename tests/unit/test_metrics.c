@@ -125,6 +125,47 @@ static void test_counts_after_publishes(void **state)
     drop_output(p);
 }
 
+/* Each message is encoded once per wire format present, however many
+ * subscribers of that format receive it. */
+static void test_encodes_by_format(void **state)
+{
+    struct fixture *f = *state;
+    struct rc_conn *a = client(f), *b = client(f), *c3 = client(f), *p = client(f);
+    char *text;
+
+    send_cmd(f, a, "SUBSCRIBE ch\r\n");
+    send_cmd(f, b, "SUBSCRIBE ch\r\n");
+    send_cmd(f, c3, "HELLO 3\r\nSUBSCRIBE ch\r\n");
+    send_cmd(f, p, "PUBLISH ch 1\r\nPUBLISH ch 2\r\nPUBLISH ch 3\r\n");
+    text = render(f);
+    check_sample(text, "ringcast_deliveries_total", 9);
+    check_sample(text, "ringcast_encodes_total{format=\"resp2\"}", 3);
+    check_sample(text, "ringcast_encodes_total{format=\"resp3\"}", 3);
+    check_sample(text, "ringcast_encodes_total{format=\"sse\"}", 0);
+    check_sample(text, "ringcast_encodes_total{format=\"ws\"}", 0);
+    free(text);
+    drop_output(a);
+    drop_output(b);
+    drop_output(c3);
+    drop_output(p);
+}
+
+static void test_memory(void **state)
+{
+    struct fixture *f = *state;
+    struct rc_conn *a = client(f);
+    char *text = render(f);
+
+    /* The ceiling in force, and what INFO memory calls used_memory. */
+    check_sample(text, "ringcast_maxmemory_bytes", (double)f->s->maxmemory);
+    assert_true(f->s->maxmemory > 0);
+    check_sample(text, "ringcast_memory_used_bytes", (double)rc_mem_used(f->s));
+    assert_true(value(text, "ringcast_memory_used_bytes") >= sizeof(struct rc_conn));
+    check_sample(text, "ringcast_maxmemory_disconnects_total", 0);
+    free(text);
+    drop_output(a);
+}
+
 static void test_clients_by_transport(void **state)
 {
     struct fixture *f = *state;
@@ -281,6 +322,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_counts_after_publishes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_encodes_by_format, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_memory, setup, teardown),
         cmocka_unit_test_setup_teardown(test_clients_by_transport, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mdata_conflation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_format, setup, teardown),

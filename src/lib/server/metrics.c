@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "codecs.h"
 #include "mdata.h"
 #include "udp.h"
 
@@ -171,8 +172,24 @@ static void render_fanout(struct rc_server *s, struct rc_buf *b)
            "All system calls divided by all deliveries since start (0 before the first).");
     rc_buf_appendf(b, "ringcast_syscalls_per_delivery %.9g\n",
                    es->deliveries ? (double)sys / (double)es->deliveries : 0.0);
-    gauge(b, "slab_bytes", "Bytes of message slabs allocated (in use and free).",
+    family(b, "encodes_total", COUNTER,
+           "Messages encoded, by wire format: once per format present among the receivers.");
+    for (int f = 0; f < RC_FMT__COUNT; f++)
+        labelled_u64(b, "encodes_total", "format", rc_codecs[f]->name, es->encodes[f]);
+    gauge(b, "slab_bytes", "Bytes of live message slabs, headers included (not the free list).",
           rc_engine_pool(s->eng)->bytes);
+}
+
+static void render_memory(struct rc_server *s, struct rc_buf *b)
+{
+    gauge(b, "memory_used_bytes", "What the server holds for clients (INFO memory used_memory).",
+          rc_mem_used(s));
+    gauge(b, "maxmemory_bytes", "The memory ceiling in force (maxmemory, or half the RAM).",
+          s->maxmemory);
+    counter(b, "maxmemory_disconnects_total", "Clients disconnected by the memory ceiling.",
+            s->stats.maxmemory_disconnects);
+    counter(b, "maxmemory_conflations_total", "Clients left to conflation by the memory ceiling.",
+            s->stats.maxmemory_conflations);
 }
 
 static void render_mdata(struct rc_server *s, struct rc_buf *b)
@@ -230,6 +247,7 @@ void rc_metrics_render(struct rc_server *s, struct rc_buf *out)
     render_server(s, out);
     render_clients(s, out);
     render_fanout(s, out);
+    render_memory(s, out);
     render_mdata(s, out);
     render_udp(s, out);
 }
