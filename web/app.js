@@ -9,8 +9,9 @@
  *
  * The charts poll `metrics` (the Prometheus text format) every POLL_MS, keep
  * the last KEEP_S seconds, and derive rates from the counters between two
- * scrapes: deliveries and publishes per second, system calls per delivery,
- * and connected clients by transport. uPlot draws them.
+ * scrapes: deliveries and publishes per second, system calls per delivery
+ * (all of them, and the sending ones only), and connected clients by
+ * transport. uPlot draws them.
  *
  * A password (requirepass) given to the page as `?auth=...` is passed on:
  * as `auth=` to the event stream (EventSource cannot set headers) and as a
@@ -185,10 +186,14 @@
   }
 
   const TRANSPORTS = ['resp', 'sse', 'ws', 'http'];
+  /* The calls that hand output to the kernel (INFO's send_syscalls): receives,
+   * accepts and UDP reads left out, so a fed server with few subscribers
+   * does not look like it spends its calls on sending. */
+  const SEND_KINDS = ['io_uring_enter', 'write', 'writev', 'sendmsg'];
   /* uPlot's columnar data: [times, series...] per chart. */
   const data = {
     deliveries: [[], [], []],
-    syscalls: [[], [], []],
+    syscalls: [[], [], [], []],
     clients: [[]].concat(TRANSPORTS.map(() => [])),
   };
   const charts = {};
@@ -214,8 +219,9 @@
       { label: 'published/s', stroke: '#9333ea', width: 1 },
     ], 'per second');
     makeChart('syscalls', 'System calls per delivery', [
-      { label: 'over the last interval', stroke: '#d97706', width: 2 },
-      { label: 'since start', stroke: '#6b7385', width: 1, dash: [4, 4] },
+      { label: 'all, last interval', stroke: '#d97706', width: 2 },
+      { label: 'sends only', stroke: '#0891b2', width: 2 },
+      { label: 'all, since start', stroke: '#6b7385', width: 1, dash: [4, 4] },
     ], 'syscalls');
     const colors = { resp: '#dc2626', sse: '#059669', ws: '#7c3aed', http: '#64748b' };
     makeChart('clients', 'Connected clients', TRANSPORTS.map((t) => ({
@@ -251,14 +257,18 @@
       deliveries: value(mt, 'ringcast_deliveries_total'),
       published: value(mt, 'ringcast_messages_published_total'),
       syscalls: value(mt, 'ringcast_syscalls_total'),
+      sends: SEND_KINDS.reduce(
+        (n, k) => n + (value(mt, 'ringcast_syscalls_total', { kind: k }) || 0), 0),
     };
     if (prev) {
       const dt = t - prev.t;
       const dd = rate(cur.deliveries, prev.deliveries, 1);
       const ds = rate(cur.syscalls, prev.syscalls, 1);
+      const dsend = rate(cur.sends, prev.sends, 1);
       push('deliveries', t, [rate(cur.deliveries, prev.deliveries, dt),
         rate(cur.published, prev.published, dt)]);
       push('syscalls', t, [dd > 0 && ds !== null ? ds / dd : null,
+        dd > 0 && dsend !== null ? dsend / dd : null,
         value(mt, 'ringcast_syscalls_per_delivery')]);
     }
     push('clients', t, TRANSPORTS.map((tr) => value(mt, 'ringcast_connected_clients',
