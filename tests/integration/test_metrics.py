@@ -16,7 +16,8 @@ read back with `curl -s` and checked exactly where the traffic fixes it:
   - the UDP source's gaps (a gauge: a late message fills one), reordered
     messages and duplicates, by source label;
   - the output-limit disconnect is counted;
-  - `promtool check metrics` (Debian's prometheus package) finds nothing.
+  - `promtool check metrics` (Debian's prometheus package) finds nothing;
+  - with requirepass, 401 without the password, 200 with it (Bearer or ?auth=).
 
 Runs once, on the uring pass of the suite (skipped, exit 77, for epoll and
 naive: the page is the same on every backend). Without curl or promtool it
@@ -146,6 +147,26 @@ def test_content_type_and_promtool():
         rc.check_eq((r.returncode, r.stdout + r.stderr), (0, b""), "promtool check metrics")
 
 
+def test_password_required():
+    """With requirepass, /metrics needs it: 401 without, 200 with Bearer or ?auth=."""
+    need_setup()
+    port = rc.free_port()
+    with rc.Server(["--http-port", str(port), "--requirepass", "s3cret"]):
+        url = "http://127.0.0.1:%d/metrics" % port
+
+        def status(*args):
+            r = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                                "--max-time", "5"] + list(args), capture_output=True, timeout=10)
+            return r.stdout.decode()
+
+        rc.check_eq(status(url), "401", "no password")
+        rc.check_eq(status("-H", "Authorization: Bearer wrong", url), "401", "wrong password")
+        rc.check_eq(status("-H", "Authorization: Bearer s3cret", url), "200", "Bearer password")
+        rc.check_eq(status(url + "?auth=s3cret"), "200", "?auth= password")
+        # The dashboard page itself holds no data and needs none.
+        rc.check_eq(status("http://127.0.0.1:%d/" % port), "200", "the page")
+
+
 def test_counters_follow_real_traffic():
     need_setup()
     import redis
@@ -269,4 +290,5 @@ def test_counters_follow_real_traffic():
 
 
 if __name__ == "__main__":
-    rc.run_tests([test_content_type_and_promtool, test_counters_follow_real_traffic])
+    rc.run_tests([test_content_type_and_promtool, test_password_required,
+                  test_counters_follow_real_traffic])
