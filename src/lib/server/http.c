@@ -311,9 +311,13 @@ static void sse_start(struct rc_server *s, struct rc_conn *c, const struct rc_ht
     uint64_t epoch = 0, seq = 0;
     bool resuming = false;
 
-    while (rc_http_query_next(q, ql, &pos, dec, &k, &kl, &v, &vl))
-        if ((kl == 7 && !memcmp(k, "channel", 7)) || (kl == 7 && !memcmp(k, "pattern", 7)))
-            nsub++;
+    while (rc_http_query_next(q, ql, &pos, dec, &k, &kl, &v, &vl)) {
+        if (!(kl == 7 && (!memcmp(k, "channel", 7) || !memcmp(k, "pattern", 7))))
+            continue;
+        if (s->cfg.max_name_len && vl > s->cfg.max_name_len)
+            return fail(s, c, 400, NULL, "a channel or pattern name is longer than max-name-len");
+        nsub++;
+    }
     if (!nsub)
         return fail(s, c, 400, NULL,
                     "GET /events needs at least one channel=<name> or pattern=<glob>");
