@@ -310,8 +310,11 @@ void rc_server_free(struct rc_server *s)
     /* The backend tore every connection down; anything left was never
      * handed to a backend (start failed). */
     while (s->io.head) {
-        struct rc_conn *c = rc_conn_of(s->io.head);
+        struct rc_io_conn *ic = s->io.head;
+        struct rc_conn *c = rc_conn_of(ic);
         rc_conn_unlink(s, c, "server stopped");
+        if (s->io.head == ic) /* unlink takes it off the list; never left on it */
+            rc_io_unlink(&s->io, ic);
         if (c->io.fd >= 0)
             close(c->io.fd);
         c->io.out.inflight = 0;
