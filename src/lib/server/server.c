@@ -56,6 +56,7 @@ void rc_server_sync_io_cfg(struct rc_server *s)
     s->io.cfg = (struct rc_io_cfg){.maxclients = s->cfg.maxclients,
                                    .uring_entries = s->cfg.uring_entries,
                                    .tick_us = s->cfg.tick_us,
+                                   .budget_us = s->cfg.accum_budget_us,
                                    .tick_bytes = s->cfg.tick_bytes,
                                    .zc_threshold = s->cfg.zc_threshold};
 }
@@ -474,13 +475,15 @@ static void conn_sent(struct rc_server *s, struct rc_conn *c, size_t n)
 
 void rc_conn_mark_dirty(struct rc_server *s, struct rc_conn *c)
 {
-    /* Subscribers' output may wait for the tick window; replies to
-     * everyone else go out at once (backend_uring.c, hold_output). */
+    /* Subscribers' output may be held to batch it (io/accum.c); replies to
+     * everyone else go out at once: they are what lets a pipelining
+     * publisher go on, and holding them would slow the feed instead of
+     * growing the subscribers' batches. */
     if (rc_conn_subscribed(c))
         c->io.flags |= RC_IO_HOLDABLE;
     else
         c->io.flags &= ~RC_IO_HOLDABLE;
-    rc_io_mark_dirty(&s->io, &c->io);
+    rc_io_note_output(&s->io, &c->io);
 }
 
 void rc_conn_unlink(struct rc_server *s, struct rc_conn *c, const char *reason)
