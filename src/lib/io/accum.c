@@ -146,6 +146,11 @@ void rc_accum_flush(struct rc_io *io, void (*send)(struct rc_io *, struct rc_io_
     uint32_t n = io->ndirty, nheld = 0;
     struct rc_io_conn *c;
 
+    /* How late the loop is for what it held last time: a hold can only end
+     * this late after its budget (INFO fanout held_late_us_max). */
+    if (io->acc.planned_us && now > io->acc.planned_us)
+        io->stats.late_max_us = RC_MAX(io->stats.late_max_us, now - io->acc.planned_us);
+    io->acc.planned_us = 0;
     /* n pops: what is held goes back on the tail and is not looked at twice. */
     while (n-- && (c = rc_io_pop_dirty(io))) {
         uint64_t until = 0;
@@ -178,6 +183,7 @@ void rc_accum_flush(struct rc_io *io, void (*send)(struct rc_io *, struct rc_io_
     if (nheld) {
         int64_t left = (int64_t)(first_until > now ? first_until - now : 0) * 1000;
         io->stats.held_ticks++;
+        io->acc.planned_us = first_until;
         if (*wait_ns < 0 || left < *wait_ns)
             *wait_ns = left;
     }

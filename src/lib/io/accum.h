@@ -61,6 +61,7 @@ struct rc_accum {
     uint64_t sample_us;     /* wall clock of the last CPU sample */
     uint64_t sample_cpu;    /* the thread's CPU time then, us */
     uint32_t busy_permille; /* CPU share over the last sample period */
+    uint64_t planned_us;    /* when the loop meant to look at held output again */
 };
 
 /* Output for a connection arrived at now (call once per iteration that

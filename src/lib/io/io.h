@@ -82,6 +82,7 @@ struct rc_io_stats {
     uint64_t held_sends;  /* sends of output that had been held */
     uint64_t held_us;     /* total time that output was held, over those sends */
     uint64_t held_max_us; /* the longest one */
+    uint64_t late_max_us; /* the most the loop came back after the time it planned to */
 };
 
 static inline uint64_t rc_io_syscalls(const struct rc_io_stats *st)

@@ -140,6 +140,7 @@ static void section_fanout(struct rc_server *s, struct rc_buf *b)
                    "held_us_total:%llu\r\n"
                    "held_us_avg:%.1f\r\n"
                    "held_us_max:%llu\r\n"
+                   "held_late_us_max:%llu\r\n"
                    "accum_busy_permille:%u\r\n",
                    !s->io.be || !strcmp(s->io.be->name, "naive") ? "off"
                    : s->io.cfg.tick_us                           ? "fixed"
@@ -149,7 +150,8 @@ static void section_fanout(struct rc_server *s, struct rc_buf *b)
                    (unsigned long long)st->held_ticks, (unsigned long long)st->held_sends,
                    (unsigned long long)st->held_us,
                    st->held_sends ? (double)st->held_us / (double)st->held_sends : 0.0,
-                   (unsigned long long)st->held_max_us, s->io.acc.busy_permille);
+                   (unsigned long long)st->held_max_us, (unsigned long long)st->late_max_us,
+                   s->io.acc.busy_permille);
     rc_buf_appendf(b,
                    "syscalls_per_delivery:%.6f\r\n"
                    "used_cpu_sys:%ld.%06ld\r\n"
