@@ -80,7 +80,7 @@ for sc in $SCENARIOS; do
     run "$sc/uring no accumulation" "$BUILD/ringcastd" --port "$PORT" --io uring --tick-us 0 \
         --accum-budget-us 0 --client-output-buffer-limit 'normal 0 0 0 pubsub 0 0 0'
     for t in $TICKS; do
-        run "$sc/uring tick-us $t" "$BUILD/ringcastd" --port "$PORT" --io uring --tick-us "$t" \
+        run "$sc/uring tick-us $t" "$BUILD/ringcastd" --port "$PORT" --http-port 0 --io uring --tick-us "$t" \
             --client-output-buffer-limit 'normal 0 0 0 pubsub 0 0 0'
     done
 done

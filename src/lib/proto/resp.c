@@ -189,17 +189,6 @@ static bool is_space(char c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
 }
 
-static int hex_val(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int rc_resp_splitargs(const char *line, size_t n, char *out,
                       void (*word)(void *arg, size_t off, size_t len), void *arg)
 {
@@ -218,9 +207,9 @@ int rc_resp_splitargs(const char *line, size_t n, char *out,
         while (!done) {
             char c = CH(i);
             if (mode == 1) {
-                if (c == '\\' && CH(i + 1) == 'x' && hex_val(CH(i + 2)) >= 0 &&
-                    hex_val(CH(i + 3)) >= 0) {
-                    out[o++] = (char)(hex_val(CH(i + 2)) * 16 + hex_val(CH(i + 3)));
+                if (c == '\\' && CH(i + 1) == 'x' && rc_hexval(CH(i + 2)) >= 0 &&
+                    rc_hexval(CH(i + 3)) >= 0) {
+                    out[o++] = (char)(rc_hexval(CH(i + 2)) * 16 + rc_hexval(CH(i + 3)));
                     i += 4;
                 } else if (c == '\\' && CH(i + 1) != '\0') {
                     char e = CH(i + 1);
