@@ -168,6 +168,7 @@ static void test_get_all_defaults(void **state)
                         "timeout=0\n"
                         "io=uring\n"
                         "tick-us=0\n"
+                        "accum-budget-us=500\n"
                         "tick-bytes=1048576\n"
                         "so-sndbuf=0\n"
                         "uring-entries=4096\n"
@@ -184,7 +185,7 @@ static void test_get_all_defaults(void **state)
                         "mdata-queue-low=262144\n"
                         "mdata-pending-max=4194304\n"
                         "mdata-lastp-max=1000\n");
-    assert_int_equal(g.n, 35);
+    assert_int_equal(g.n, 36);
 }
 
 static void test_io_name(void **state)
@@ -731,7 +732,7 @@ static void test_example_file(void **state)
 
     /* Enable each "# <setting> ..." line and note which settings had one. */
     rc_config_get(c, "*", 1, collect_name, &ns);
-    assert_int_equal(ns.n, 35);
+    assert_int_equal(ns.n, 36);
     for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
         const char *body = line;
 

@@ -712,6 +712,7 @@ static const struct setting settings[] = {
     U64("timeout", timeout, "0", 0, INT_MAX),
     ENUM("io", io, "uring", &io_enum),
     U64("tick-us", tick_us, "0", 0, 1000000),
+    U64("accum-budget-us", accum_budget_us, "500", 0, 1000000),
     MEM("tick-bytes", tick_bytes, "1mb", 0, LLONG_MAX),
     MEM("so-sndbuf", so_sndbuf, "0", 0, INT_MAX),
     U64("uring-entries", uring_entries, "4096", 1, 32768),

@@ -62,6 +62,7 @@ struct rc_config {
     uint64_t timeout;                   /* "timeout" idle seconds, 0 = never [0] */
     enum rc_io_kind io;                 /* "io" uring|epoll|naive [uring] */
     uint64_t tick_us;                   /* "tick-us" accumulation window [0] */
+    uint64_t accum_budget_us;           /* "accum-budget-us" adaptive hold at most [500] */
     uint64_t tick_bytes;       /* "tick-bytes" flush early past this many queued bytes [1mb] */
     uint64_t so_sndbuf;        /* "so-sndbuf" per client socket, 0 = kernel default [0] */
     uint64_t uring_entries;    /* "uring-entries" submission queue size [4096] */

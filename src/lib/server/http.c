@@ -390,7 +390,7 @@ static void ws_close(struct rc_server *s, struct rc_conn *c, int status, const c
     c->http->close_sent = true;
     p[0] = (unsigned char)(status >> 8);
     p[1] = (unsigned char)status;
-    memcpy(p + 2, reason, rl);
+    memcpy(p + 2, reason, rl); /* NOLINT(bugprone-not-null-terminated-result): a frame */
     ws_frame(s, c, RC_WS_CLOSE, p, 2 + rl);
     c->io.flags |= RC_IO_CLOSE_AFTER_REPLY;
     if (status != RC_WS_NORMAL)
@@ -534,7 +534,7 @@ static void ws_start(struct rc_server *s, struct rc_conn *c, const struct rc_htt
                     "GET /ws is a WebSocket endpoint: send Upgrade: websocket and "
                     "Connection: Upgrade");
     v = rc_http_header(r, "sec-websocket-version", &vl);
-    if (!v || vl != 2 || memcmp(v, "13", 2))
+    if (!v || vl != 2 || memcmp(v, "13", 2) != 0)
         return fail(s, c, 426, "Sec-WebSocket-Version: 13\r\n",
                     "unsupported WebSocket version (13 only)");
     v = rc_http_header(r, "sec-websocket-key", &vl);

@@ -221,8 +221,10 @@ bool rc_server_release_tick(struct rc_server *s);
 void rc_server_cron(struct rc_server *s);
 
 /* Iterates the live connections in creation order. */
+/* NOLINTBEGIN(bugprone-macro-parentheses): c names the loop variable */
 #define RC_FOR_EACH_CONN(s, c)                                                                     \
     for (struct rc_conn *c = rc_conn_of((s)->io.head); c;                                          \
          c = c->io.next ? rc_conn_of(c->io.next) : NULL)
+/* NOLINTEND(bugprone-macro-parentheses) */
 
 #endif
