@@ -83,6 +83,9 @@ static void test_counts_after_publishes(void **state)
     f->s->io.stats.sys[RC_SYS_IO_URING_ENTER] = 7;
     f->s->io.stats.sys[RC_SYS_ACCEPT] = 3;
     f->s->io.stats.bytes_out = 12345;
+    f->s->io.stats.held_sends = 4;
+    f->s->io.stats.held_us = 1500;
+    f->s->io.stats.held_max_us = 700;
     text = render(f);
 
     check_sample(text, "ringcast_messages_published_total", 4);
@@ -90,6 +93,9 @@ static void test_counts_after_publishes(void **state)
     check_sample(text, "ringcast_net_input_bytes_total",
                  (double)(strlen(sub_a) + strlen(sub_b) + strlen(pubs)));
     check_sample(text, "ringcast_net_output_bytes_total", 12345);
+    check_sample(text, "ringcast_output_held_sends_total", 4);
+    check_sample(text, "ringcast_output_held_seconds_total", 0.0015);
+    check_sample(text, "ringcast_output_held_max_seconds", 0.0007);
     check_sample(text, "ringcast_commands_processed_total", 6);
     check_sample(text, "ringcast_syscalls_total{kind=\"io_uring_enter\"}", 7);
     check_sample(text, "ringcast_syscalls_total{kind=\"accept\"}", 3);

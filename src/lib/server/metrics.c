@@ -163,6 +163,14 @@ static void render_fanout(struct rc_server *s, struct rc_buf *b)
     counter(b, "sends_total", "Send operations (one iovec batch each).", st->sends);
     counter(b, "zerocopy_sends_total", "Sends made with io_uring's zero-copy SEND_ZC.",
             st->sends_zc);
+    counter(b, "output_held_sends_total",
+            "Sends of subscriber output that had been held back to batch it (accumulation).",
+            st->held_sends);
+    family(b, "output_held_seconds_total", COUNTER,
+           "Time output was held before those sends, summed over them.");
+    rc_buf_appendf(b, "ringcast_output_held_seconds_total %.6f\n", (double)st->held_us / 1e6);
+    family(b, "output_held_max_seconds", GAUGE, "The longest time one send's output was held.");
+    rc_buf_appendf(b, "ringcast_output_held_max_seconds %.6f\n", (double)st->held_max_us / 1e6);
     family(b, "syscalls_total", COUNTER, "System calls the server made, by kind.");
     for (int i = 0; i < RC_SYS__COUNT; i++) {
         labelled_u64(b, "syscalls_total", "kind", rc_sys_names[i], st->sys[i]);
