@@ -4,7 +4,8 @@
 set -euo pipefail
 
 PKGS=(build-essential cmake pkg-config liburing-dev libcmocka-dev
-      redis-server redis-tools python3 python3-redis)
+      redis-server redis-tools python3 python3-redis
+      libnats-dev nats-server curl)
 if [ "${1:-}" = "--all" ]; then
     # Extra tools for fuzzing, static checks and benchmark charts.
     PKGS+=(clang libclang-rt-14-dev clang-format clang-tidy cppcheck gnuplot-nox)

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "server.h"
+#include "upstream.h"
 
 static struct rc_server *the_server;
 
@@ -153,6 +154,7 @@ int main(int argc, char **argv)
            RINGCAST_VERSION_STRING, (int)getpid());
     if (rc_server_start(the_server) < 0) {
         rc_server_free(the_server);
+        rc_upstream_library_exit();
         return 1;
     }
     rc_log(&the_server->log, RC_LOG_NOTICE, "Listening on %s port %d, io backend %s",
@@ -161,6 +163,7 @@ int main(int argc, char **argv)
     rc = rc_server_run(the_server);
     rc_server_free(the_server);
     the_server = NULL;
+    rc_upstream_library_exit();
     return rc;
 
 fail:

@@ -97,7 +97,8 @@ struct rc_server {
     char run_id[41];
     char *config_file; /* absolute path, for INFO */
     char *executable;
-    struct rc_udp *udp; /* UDP feed sources (udp.c), NULL when none */
+    struct rc_udp *udp;     /* UDP feed sources (udp.c), NULL when none */
+    struct rc_upstream *up; /* the NATS upstream (upstream.c), NULL when none */
 };
 
 static inline struct rc_server *rc_server_of(struct rc_io *io)
