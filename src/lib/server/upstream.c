@@ -660,6 +660,17 @@ int rc_upstream_start(struct rc_server *s)
 
     if (!s->cfg.upstream[0])
         return 0;
+    /* libnats reads these files on every connect and, retrying, would keep
+     * failing quietly: check them once, now. */
+    for (int i = 0; i < 2; i++) {
+        const char *f = i ? s->cfg.upstream_tls_ca : s->cfg.upstream_creds;
+        if (f[0] && access(f, R_OK) < 0) {
+            err = -errno;
+            rc_log(&s->log, RC_LOG_WARNING, "upstream: cannot read %s %s: %s",
+                   i ? "upstream-tls-ca" : "upstream-creds", f, strerror(-err));
+            return err;
+        }
+    }
     sh = rc_xcalloc(1, sizeof(*sh));
     atomic_init(&sh->refs, 1); /* the loop's */
     pthread_mutex_init(&sh->mu, NULL);
