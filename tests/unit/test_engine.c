@@ -50,7 +50,8 @@ static size_t fake_write(char tag, char *dst, const struct rc_msgview *m)
     dst[n++] = tag;
     dst[n++] = "mps"[m->kind];
     dst[n++] = '|';
-    memcpy(dst + n, m->pat, m->plen);
+    if (m->plen) /* pat is NULL for a channel's own message */
+        memcpy(dst + n, m->pat, m->plen);
     n += m->plen;
     dst[n++] = '|';
     memcpy(dst + n, m->chan, m->clen);
