@@ -392,6 +392,14 @@ def test_interest_follows_subscribers():
             wait_subjects(n, rid, [], "a disconnect of the last subscriber unsubscribes")
             rc.check_eq(upinfo(e)["upstream_subscriptions"], "0", "INFO agrees")
             a.close()
+            # A clean stop while connected and holding interest: exit 0 (under
+            # ASan, also no leak and no error report from libnats's threads).
+            keep = Sub(e, channels=["news.y"], patterns=["news.*"])
+            keep.ready()
+            wait_subjects(n, rid, ["news.y", "news.>"], "interest held at the stop")
+            rc.check_eq(e.stop(), 0, "SIGTERM: ringcastd exits 0")
+            rc.check("Sanitizer" not in e.log(), "no sanitizer report", got=e.log()[-3000:])
+            keep.close()
     finally:
         n.close()
 
@@ -544,6 +552,8 @@ def test_failover():
             n1.start()
             cl.wait_routes([n1])
             rc.check(b.alive() and a.alive(), "both edges still run")
+            rc.check_eq(a.stop(), 0, "edge A exits 0 on SIGTERM after the failover")
+            rc.check("Sanitizer" not in a.log(), "no sanitizer report", got=a.log()[-3000:])
         finally:
             for s in subs:
                 s.close()
