@@ -275,7 +275,6 @@ def refused(*flags):
 def test_bad_settings():
     """Bad upstream values stop ringcastd with one clear line (or: no libnats)."""
     if not upstream_compiled():
-        need(False, "ringcastd was built without libnats")  # fails under CI
         out = refused("--upstream", "nats://127.0.0.1:4222")
         rc.check("without NATS support" in out, "the message says NATS is not compiled in",
                  "without NATS support", out)

@@ -388,7 +388,7 @@ static void sub_add(struct rc_upstream *up, const char *subject)
     if (us->wild) {
         if (up->nwild == up->wildcap) {
             up->wildcap = up->wildcap ? 2 * up->wildcap : 16;
-            up->wild = rc_xrealloc(up->wild, up->wildcap * sizeof(*up->wild));
+            up->wild = rc_xrealloc(up->wild, up->wildcap * sizeof(struct up_sub *));
         }
         us->widx = up->nwild;
         up->wild[up->nwild++] = us;
