@@ -1,11 +1,14 @@
-# Wraps the README's two commands: `make run` and `make test`.
+# Wraps the README's commands: `make run`, `make test`, `make deb`, `make install`.
 BUILD ?= build
 JOBS  ?= $(shell nproc)
 PORT  ?= 6380
 ARGS  ?=
 DEMO  ?= 1
 
-.PHONY: all build run test test-asan test-tsan fuzz deps clean
+.PHONY: all build run test test-asan test-tsan fuzz deps clean deb install
+PREFIX ?= /usr/local
+DEBDIR ?= build-deb
+VERSION := $(shell grep -m1 -o 'ringcast VERSION [0-9.]*' CMakeLists.txt | cut -d' ' -f3)
 
 all: build
 
@@ -48,11 +51,31 @@ FUZZ_SECONDS ?= 60
 fuzz: deps
 	cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DRINGCAST_FUZZ=ON
 	cmake --build build-fuzz -j $(JOBS)
-	for t in resp glob config udp; do \
+	for t in resp glob config udp http ws; do \
 	    mkdir -p build-fuzz/corpus-$$t && \
 	    build-fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -dict=tests/fuzz/$$t.dict \
 	        build-fuzz/corpus-$$t tests/fuzz/corpus/$$t || exit 1; \
 	done
 
+# Debian packages (ringcast, libringcast0, libringcast-dev) with dpkg-buildpackage,
+# built from a copy of the tree in $(DEBDIR) so that dpkg-buildpackage's output
+# (written to the parent directory) and debhelper's files stay out of the tree.
+deb:
+	@bash scripts/deps.sh --pkg
+	rm -rf $(DEBDIR) && mkdir -p $(DEBDIR)/ringcast-$(VERSION)
+	git ls-files -z --cached --others --exclude-standard | \
+	    xargs -0 cp -a --parents -t $(DEBDIR)/ringcast-$(VERSION)
+	cd $(DEBDIR)/ringcast-$(VERSION) && \
+	    DEB_BUILD_OPTIONS="nocheck parallel=$(JOBS)" dpkg-buildpackage -us -uc -b
+	lintian --fail-on error $(DEBDIR)/ringcast_$(VERSION)_*.changes
+	@ls -1 $(DEBDIR)/*.deb
+
+# For systems without dpkg: builds and installs under PREFIX (the unit names the
+# installed paths, so PREFIX is a configure-time choice, in its own build dir).
+install: deps
+	cmake -S . -B $(BUILD)-install -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=$(PREFIX)
+	cmake --build $(BUILD)-install -j $(JOBS) --target ringcast-dist
+	cmake --install $(BUILD)-install
+
 clean:
-	rm -rf $(BUILD) build-asan build-tsan build-fuzz
+	rm -rf $(BUILD) build-asan build-tsan build-fuzz $(DEBDIR) $(BUILD)-install

@@ -63,8 +63,12 @@ free_port() {
 run() {
     local build=$1 scen=$2 port rc=0
     port=$(free_port)
+    local http=()
+    # Builds with an HTTP port (on by default) get it turned off: one server at a time here,
+    # but nothing else on the machine should have to share 8380 with a benchmark.
+    "$build/ringcastd" --help 2>/dev/null | grep -q -- --http-port && http=(--http-port 0)
     # shellcheck disable=SC2086
-    taskset -c 0 "$build/ringcastd" --port "$port" --io uring \
+    taskset -c 0 "$build/ringcastd" --port "$port" "${http[@]}" --io uring \
         --client-output-buffer-limit 'normal 0 0 0 pubsub 0 0 0' --maxclients 20000 \
         --loglevel warning $SERVER_ARGS >"$TMP/server.log" 2>&1 &
     SERVER_PID=$!

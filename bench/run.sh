@@ -156,13 +156,13 @@ start_server() {
         SERVER_CMD=(nats-server -a 127.0.0.1 -p "$port" -c "$TMP/nats.conf" -l "$TMP/server.log")
         ;;
     uring | epoll | naive)
-        SERVER_CMD=("$RCD" --port "$port" --io "$name"
+        SERVER_CMD=("$RCD" --port "$port" --http-port 0 --io "$name"
             --client-output-buffer-limit 'normal 0 0 0 pubsub 0 0 0'
             --maxclients "$MAXCLIENTS" --logfile "$TMP/server.log")
         ;;
     uring-tick)
         # io_uring with subscribers' output held up to 500 us to batch sends.
-        SERVER_CMD=("$RCD" --port "$port" --io uring --tick-us 500
+        SERVER_CMD=("$RCD" --port "$port" --http-port 0 --io uring --tick-us 500
             --client-output-buffer-limit 'normal 0 0 0 pubsub 0 0 0'
             --maxclients "$MAXCLIENTS" --logfile "$TMP/server.log")
         ;;

@@ -64,7 +64,7 @@ for sc in A C D D1k E; do
     run "$sc/redis" redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no \
         --client-output-buffer-limit 'pubsub 0 0 0'
     for t in $TICKS; do
-        run "$sc/uring tick-us $t" "$BUILD/ringcastd" --port "$PORT" --io uring --tick-us "$t" \
+        run "$sc/uring tick-us $t" "$BUILD/ringcastd" --port "$PORT" --http-port 0 --io uring --tick-us "$t" \
             --client-output-buffer-limit 'normal 0 0 0 pubsub 0 0 0'
     done
 done

@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
 # deps.sh -- installs what ringcast needs to build and test, if it is missing.
 # Debian 12 packages only; runs apt-get only when something is absent.
+# --all adds fuzzing, static-check and chart tools; --pkg the packaging tools.
 set -euo pipefail
 
-PKGS=(build-essential cmake pkg-config liburing-dev libcmocka-dev
-      redis-server redis-tools python3 python3-redis
-      libnats-dev nats-server curl)
+PKGS=(build-essential cmake pkg-config liburing-dev libcmocka-dev libssl-dev curl
+      redis-server redis-tools python3 python3-redis python3-websockets
+      libnats-dev nats-server)
 if [ "${1:-}" = "--all" ]; then
     # Extra tools for fuzzing, static checks and benchmark charts.
     PKGS+=(clang libclang-rt-14-dev clang-format clang-tidy cppcheck gnuplot-nox)
+fi
+if [ "${1:-}" = "--all" ] || [ "${1:-}" = "--pkg" ]; then
+    # Debian packaging (make deb, tests/package): the build tools, lintian,
+    # systemd for `systemd-analyze verify` on the unit, and python3-seccomp to
+    # apply the unit's system call filter where systemd is not PID 1.
+    PKGS+=(debhelper devscripts lintian fakeroot dpkg-dev systemd python3-seccomp)
 fi
 
 missing=()

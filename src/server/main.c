@@ -6,15 +6,21 @@
  * validated before the server binds anything, so a bad flag or an unreadable
  * file exits 1 with one clear message and nothing half-started.
  *
+ * Under systemd (Type=notify) it reports readiness once it listens, by the
+ * sd_notify(3) protocol: one datagram to $NOTIFY_SOCKET, no libsystemd.
+ *
  * SPDX-License-Identifier: BSD-3-Clause
  */
 #include <errno.h>
 #include <malloc.h>
 #include <limits.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "server.h"
@@ -41,6 +47,8 @@ static void usage(FILE *f)
                "  --io uring|epoll|naive     I/O backend (default uring, falls back to epoll)\n"
                "  --maxclients <n>           connection limit (default 10000)\n"
                "  --requirepass <password>   require AUTH (default: none)\n"
+               "  --http-port <n>            SSE, WebSocket, /metrics and the dashboard\n"
+               "                             (default 8380; 0 turns it off)\n"
                "  --client-output-buffer-limit \"pubsub <hard> <soft> <seconds>\"\n"
                "                             slow-subscriber limit (default pubsub 32mb 8mb 60)\n"
                "  --tick-us <n>              accumulate output up to n microseconds (default 0)\n"
@@ -54,10 +62,35 @@ static void usage(FILE *f)
                "\n"
                "Examples:\n"
                "  ringcastd --port 6380\n"
-               "  ringcastd /etc/ringcast.conf --loglevel verbose\n"
+               "  ringcastd /etc/ringcast/ringcast.conf --loglevel verbose\n"
                "  redis-cli -p 6380 subscribe news\n"
                "\n"
-               "All settings: docs/config.md. Example file: ringcast.conf.\n");
+               "All settings: man ringcast.conf, docs/config.md. Example file: ringcast.conf.\n");
+}
+
+/* Tells the service manager that the server is ready, if one asked (sd_notify(3):
+ * "READY=1" to the AF_UNIX datagram socket in $NOTIFY_SOCKET; '@' means an
+ * abstract address). Without the variable there is nothing to do. */
+static void notify_ready(void)
+{
+    const char *path = getenv("NOTIFY_SOCKET");
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    size_t len = path ? strlen(path) : 0;
+
+    if (len < 2 || len >= sizeof(sa.sun_path) || (path[0] != '/' && path[0] != '@'))
+        return;
+    memcpy(sa.sun_path, path, len);
+    if (sa.sun_path[0] == '@')
+        sa.sun_path[0] = '\0';
+    char msg[64];
+    int n = snprintf(msg, sizeof(msg), "READY=1\nMAINPID=%d", (int)getpid());
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || sendto(fd, msg, (size_t)n, MSG_NOSIGNAL, (struct sockaddr *)&sa,
+                         (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) < 0)
+        rc_log(&the_server->log, RC_LOG_WARNING, "Cannot notify the service manager at %s: %s",
+               path, strerror(errno));
+    if (fd >= 0)
+        close(fd);
 }
 
 static bool is_flag(const char *a)
@@ -162,6 +195,7 @@ int main(int argc, char **argv)
     rc_log(&the_server->log, RC_LOG_NOTICE, "Listening on %s port %d, io backend %s",
            the_server->cfg.bind[0], the_server->port, the_server->io.be->name);
     rc_log(&the_server->log, RC_LOG_NOTICE, "Ready to accept connections");
+    notify_ready();
     rc = rc_server_run(the_server);
     rc_server_free(the_server);
     the_server = NULL;

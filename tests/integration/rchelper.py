@@ -132,7 +132,7 @@ class Server:
             out = []
             i = 0
             while i < len(fl):
-                if fl[i] in ("--io", "--tick-us", "--tick-bytes", "--so-sndbuf"):
+                if fl[i] in ("--io", "--tick-us", "--tick-bytes", "--so-sndbuf", "--http-port"):
                     i += 2
                     continue
                 out.append(fl[i])
@@ -144,6 +144,10 @@ class Server:
         if port is not None:
             argv += ["--port", str(port)]
         argv += ["--bind", HOST, "--io", self.io]
+        if "--http-port" not in self.flags:
+            # The HTTP port is on by default (8380); tests that run in parallel
+            # must not all try to take it, so it is off unless a test asks.
+            argv += ["--http-port", "0"]
         return argv + self.flags
 
     def start(self, wait=True):

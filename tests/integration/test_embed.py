@@ -11,8 +11,9 @@ Checked here with a real RESP client:
   - RESP clients work as with ringcastd (PUBLISH from a client, INFO);
   - SIGTERM stops the loop from a signal handler, output is flushed, exit 0;
   - a bad setting is refused with ringcast_config_error()'s text;
-  - `cmake --install` + pkg-config: the example compiles and links against
-    the installed header, archive and ringcast.pc alone, and runs.
+  - `cmake --install` + pkg-config --static: the example compiles and links
+    against the installed header, static archive and ringcast.pc alone, and
+    runs.
 
 SPDX-License-Identifier: BSD-3-Clause
 """
@@ -171,11 +172,16 @@ def test_installed_package_builds_example():
         rc.check_eq(len(pcs), 1, "one ringcast.pc installed")
         rc.check(os.path.exists(os.path.join(prefix, "include", "ringcast.h")), "header installed")
         env = dict(os.environ, PKG_CONFIG_PATH=os.path.dirname(pcs[0]))
-        r = subprocess.run(["pkg-config", "--cflags", "--libs", "ringcast"], capture_output=True,
-                           env=env, timeout=30)
+        # The static archive: --static adds its dependencies (liburing, pthreads),
+        # and -l:libringcast.a keeps the linker from taking the shared library
+        # installed next to it (tests/package/test_package.py links that one).
+        r = subprocess.run(["pkg-config", "--static", "--cflags", "--libs", "ringcast"],
+                           capture_output=True, env=env, timeout=30)
         rc.check_eq(r.returncode, 0, "pkg-config ringcast (%r)" % r.stderr)
         flags = r.stdout.decode().split()
         rc.check(not any("src/lib" in f for f in flags), "no source-tree paths", None, flags)
+        rc.check("-luring" in flags, "liburing listed for static linking", "-luring", flags)
+        flags = ["-l:libringcast.a" if f == "-lringcast" else f for f in flags]
         exe = os.path.join(prefix, "feed_handler")
         r = subprocess.run([cc, "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-o", exe,
                             os.path.join(src, "examples", "feed_handler.c")] + flags,
@@ -189,6 +195,9 @@ def test_installed_package_builds_example():
             rc.check_eq(code, 0, "exit code (stderr %r)" % err[-300:])
         finally:
             h.kill()
+        r = subprocess.run(["readelf", "-d", exe], capture_output=True, timeout=30)
+        rc.check(b"libringcast.so" not in r.stdout, "archive linked in, not the shared library",
+                 None, r.stdout.decode())
     finally:
         shutil.rmtree(prefix, ignore_errors=True)
 

@@ -52,6 +52,7 @@ static struct rc_server *start_server(uint64_t obuf_hard, uint64_t so_sndbuf)
     rc_config_init(&cfg);
     cfg.port = 0;
     cfg.io = RC_IO_URING;
+    cfg.http_port = 0;
     cfg.loglevel = RC_LOG_WARNING;
     cfg.so_sndbuf = so_sndbuf;
     if (obuf_hard) {

@@ -277,6 +277,7 @@ void rc_engine_encode(struct rc_engine *e, uint8_t fmt, const struct rc_msgview 
 
     f->len = (uint32_t)cd->write(dst, m);
     assert(f->len == n);
+    e->st.encodes[fmt]++;
     rc_slab_ref(f->slab);
 }
 

@@ -90,8 +90,9 @@ struct rc_engine_cfg {
 };
 
 struct rc_engine_stats {
-    uint64_t published;  /* publish calls */
-    uint64_t deliveries; /* message x receiving subscriber */
+    uint64_t published;           /* publish calls */
+    uint64_t deliveries;          /* message x receiving subscriber */
+    uint64_t encodes[RC_FMT_MAX]; /* messages encoded, by wire format */
 };
 
 struct rc_engine *rc_engine_new(const struct rc_engine_cfg *cfg);

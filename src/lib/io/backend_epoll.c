@@ -36,7 +36,7 @@
 #define LISTENER_TAGS 64 /* epoll data values below this are listener indexes */
 #define WATCH_TAG     32 /* ... and from here up, watch indexes (udp.c, api.c) */
 
-_Static_assert(RC_MAX_BIND <= WATCH_TAG && WATCH_TAG + RC_MAX_WATCH <= LISTENER_TAGS,
+_Static_assert(RC_MAX_LISTEN <= WATCH_TAG && WATCH_TAG + RC_MAX_WATCH <= LISTENER_TAGS,
                "epoll tags: listeners, then watches, then connection pointers");
 
 /* A watched fd (backend.h: ops->watch): level-triggered EPOLLIN. */
@@ -49,7 +49,7 @@ struct ep_watch {
 struct ep_state {
     int epfd;
     bool naive;
-    int lfds[RC_MAX_BIND];
+    int lfds[RC_MAX_LISTEN];
     int nl;
     uint64_t paused_until_ms; /* accept paused after EMFILE */
     bool paused;
@@ -99,7 +99,7 @@ static int ctl(struct rc_io *io, int op, int fd, uint32_t events, uint64_t data)
 static int ep_listen(struct rc_io *io, int fd)
 {
     struct ep_state *st = io->be_state;
-    if (st->nl >= RC_MAX_BIND)
+    if (st->nl >= RC_MAX_LISTEN)
         return -ENOSPC;
     st->lfds[st->nl] = fd;
     int err = ctl(io, EPOLL_CTL_ADD, fd, EPOLLIN, (uint64_t)st->nl);

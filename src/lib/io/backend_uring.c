@@ -129,7 +129,7 @@ struct uring_state {
     struct io_uring_buf_ring *br;
     char *bufs;
     unsigned buf_returns; /* buffers put back since the last advance */
-    struct ulistener lis[RC_MAX_BIND];
+    struct ulistener lis[RC_MAX_LISTEN];
     int nlis;
     uint64_t dirty_since_us; /* tick window: output first seen pending */
 };
@@ -866,7 +866,7 @@ static int uring_listen(struct rc_io *io, int fd)
     struct uring_state *u = io->be_state;
     struct ulistener *l;
 
-    if (u->nlis >= RC_MAX_BIND)
+    if (u->nlis >= RC_MAX_LISTEN)
         return -ENOSPC;
     l = &u->lis[u->nlis++];
     memset(l, 0, sizeof(*l));

@@ -34,10 +34,8 @@ void rc_io_unlink(struct rc_io *io, struct rc_io_conn *c)
     c->prev = c->next = NULL;
 }
 
-void rc_io_mark_dirty(struct rc_io *io, struct rc_io_conn *c)
+void rc_io_dirty_append(struct rc_io *io, struct rc_io_conn *c)
 {
-    if (c->flags & RC_IO_DIRTY)
-        return;
     c->flags |= RC_IO_DIRTY;
     c->dnext = NULL;
     c->dprev = io->dirty_tail;

@@ -22,7 +22,8 @@
 #include "queue.h"
 #include "util.h"
 
-#define RC_MAX_BIND 16 /* listening sockets */
+#define RC_MAX_BIND   16                /* addresses to listen on */
+#define RC_MAX_LISTEN (2 * RC_MAX_BIND) /* listening sockets: the RESP and the HTTP port */
 
 /* Connection state bits the backends act on. Bits 16 and up are the host's. */
 #define RC_IO_CLOSE_AFTER_REPLY (1u << 0) /* close once the queue drains */
@@ -137,8 +138,13 @@ struct rc_io {
 void rc_io_link(struct rc_io *io, struct rc_io_conn *c);
 /* Takes c off the connection and dirty lists (the host, in ops->unlink). */
 void rc_io_unlink(struct rc_io *io, struct rc_io_conn *c);
-/* Puts c on the dirty list (if not there). */
-void rc_io_mark_dirty(struct rc_io *io, struct rc_io_conn *c);
+void rc_io_dirty_append(struct rc_io *io, struct rc_io_conn *c);
+/* Puts c on the dirty list (if not there). Inline: it runs once per delivery. */
+static inline void rc_io_mark_dirty(struct rc_io *io, struct rc_io_conn *c)
+{
+    if (!(c->flags & RC_IO_DIRTY))
+        rc_io_dirty_append(io, c);
+}
 /* Takes c off the dirty list (no-op when it is not on it). */
 void rc_io_unmark_dirty(struct rc_io *io, struct rc_io_conn *c);
 /* Pops the next connection from the dirty list, or NULL. */

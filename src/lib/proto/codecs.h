@@ -16,9 +16,15 @@
 enum rc_fmt {
     RC_FMT_RESP2, /* RESP2 array: Redis clients before HELLO 3 */
     RC_FMT_RESP3, /* RESP3 push: clients after HELLO 3 */
+    RC_FMT_SSE,   /* Server-Sent Events: GET /events */
+    RC_FMT_WS,    /* WebSocket text frame: GET /ws */
     RC_FMT__COUNT
 };
 
 extern const struct rc_codec *const rc_codecs[RC_FMT__COUNT];
+
+/* codec_http.c */
+extern const struct rc_codec rc_codec_sse;
+extern const struct rc_codec rc_codec_ws;
 
 #endif

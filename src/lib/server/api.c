@@ -74,6 +74,8 @@ ringcast_config *ringcast_config_new(void)
 {
     ringcast_config *cfg = rc_xcalloc(1, sizeof(*cfg));
     rc_config_init(&cfg->c);
+    /* A host program opens an HTTP port only when it asks for one. */
+    cfg->c.http_port = 0;
     return cfg;
 }
 

@@ -49,6 +49,9 @@ const struct rc_cmd *rc_cmd_lookup(const char *name, size_t len);
 /* Parses, checks and runs one request on c. */
 void rc_cmd_execute(struct rc_server *s, struct rc_conn *c, const struct rc_req *r);
 
+/* Is p[0..len) the requirepass password? Constant time in len. False when
+ * no password is set. */
+bool rc_password_ok(const struct rc_server *s, const char *p, size_t len);
 /* Replies "ERR wrong number of arguments for '<name>' command". */
 void rc_reply_arity(struct rc_server *s, const char *name);
 /* Replies "ERR unknown subcommand '<sub>'. Try <CMD> HELP." */

@@ -299,7 +299,7 @@ void rc_cmd_reset(struct rc_server *s, struct rc_conn *c, const struct rc_req *r
 }
 
 /* Constant-time comparison so the reply time does not leak the password. */
-static bool password_ok(const struct rc_server *s, const char *p, size_t len)
+bool rc_password_ok(const struct rc_server *s, const char *p, size_t len)
 {
     const char *want = s->cfg.requirepass;
     size_t wl = want ? strlen(want) : 0;
@@ -317,7 +317,7 @@ static bool try_auth(struct rc_server *s, struct rc_conn *c, const char *user, s
                      const char *pass, size_t plen)
 {
     bool user_ok = !user || rc_strcaseeq(user, ulen, "default");
-    bool ok = password_ok(s, pass, plen);
+    bool ok = rc_password_ok(s, pass, plen);
     if (user_ok && ok) {
         c->io.flags |= RC_CONN_AUTHED;
         return true;

@@ -737,6 +737,10 @@ static const struct setting settings[] = {
     U64("maxclients", maxclients, "10000", 1, UINT_MAX),
     STR("requirepass", requirepass, "", true),
     BOOL("protected-mode", protected_mode, "yes"),
+    INT("http-port", http_port, "8380", 0, 65535),
+    STR("http-allowed-origins", http_allowed_origins, "", true),
+    MEM("http-max-request", http_max_request, "16kb", 1024, 1 * MB),
+    MEM("ws-max-frame", ws_max_frame, "1mb", 1024, 512 * MB),
     SPECIAL("client-output-buffer-limit", set_obuf, get_obuf, "normal 0 0 0 pubsub 32mb 8mb 60"),
     MEM("proto-max-bulk-len", proto_max_bulk_len, "512mb", 1 * MB, LLONG_MAX),
     U64("proto-max-multibulk-len", proto_max_multibulk_len, "2147483647", 1, INT_MAX),
@@ -865,6 +869,8 @@ void rc_config_free(struct rc_config *c)
     }
     c->nbind = 0;
     free(c->requirepass);
+    free(c->http_allowed_origins);
+    c->http_allowed_origins = NULL;
     c->requirepass = NULL;
     free(c->logfile);
     c->logfile = NULL;

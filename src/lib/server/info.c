@@ -131,6 +131,10 @@ static void section_fanout(struct rc_server *s, struct rc_buf *b)
                    (unsigned long long)rc_engine_pool(s->eng)->bytes, (unsigned long long)sys);
     for (int i = 0; i < RC_SYS__COUNT; i++)
         rc_buf_appendf(b, "sys_%s:%llu\r\n", rc_sys_names[i], (unsigned long long)st->sys[i]);
+    /* Encoded once per format present among the receivers: the shared frames. */
+    for (int f = 0; f < RC_FMT__COUNT; f++)
+        rc_buf_appendf(b, "encodes_%s:%llu\r\n", rc_codecs[f]->name,
+                       (unsigned long long)es->encodes[f]);
     rc_buf_appendf(b,
                    "syscalls_per_delivery:%.6f\r\n"
                    "used_cpu_sys:%ld.%06ld\r\n"

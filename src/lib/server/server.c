@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "http.h"
 #include "mdata.h"
 #include "udp.h"
 #include "upstream.h"
@@ -48,6 +49,8 @@ static void copy_config(struct rc_config *dst, const struct rc_config *src)
         dst->bind[i] = rc_xstrdup(src->bind[i]);
     dst->requirepass = src->requirepass ? rc_xstrdup(src->requirepass) : NULL;
     dst->logfile = src->logfile ? rc_xstrdup(src->logfile) : NULL;
+    dst->http_allowed_origins =
+        src->http_allowed_origins ? rc_xstrdup(src->http_allowed_origins) : NULL;
     rc_config_dup_rules(dst);
 }
 
@@ -90,7 +93,7 @@ struct rc_server *rc_server_new(const struct rc_config *cfg)
     }
     for (size_t i = 0; i < sizeof(rnd); i++)
         snprintf(s->run_id + 2 * i, 3, "%02x", rnd[i]);
-    for (int i = 0; i < RC_MAX_BIND; i++)
+    for (int i = 0; i < RC_MAX_LISTEN; i++)
         s->listen_fds[i] = -1;
     return s;
 }
@@ -205,6 +208,25 @@ int rc_server_start(struct rc_server *s)
             port = bound_port(fd);
     }
     s->port = port;
+    if (s->cfg.http_port) {
+        /* The HTTP port, on the same addresses. Which port a connection
+         * came in on (getsockname) tells its transport: rc_conn_accepted. */
+        if (s->cfg.http_port == port) {
+            rc_log(&s->log, RC_LOG_WARNING,
+                   "http-port %d is the RESP port: choose another or set http-port 0", port);
+            err = -EINVAL;
+            goto fail;
+        }
+        for (int i = 0; i < s->cfg.nbind; i++) {
+            int fd = listen_one(s, s->cfg.bind[i], s->cfg.http_port);
+            if (fd < 0) {
+                err = fd;
+                goto fail;
+            }
+            s->listen_fds[s->nlisten++] = fd;
+        }
+        s->http_port = s->cfg.http_port;
+    }
     err = pick_backend(s);
     if (err)
         goto fail;
@@ -295,6 +317,7 @@ void rc_server_free(struct rc_server *s)
         c->io.out.inflight = 0;
         rc_conn_free(s, c);
     }
+    rc_http_server_free(s);
     rc_arena_free(&s->replies);
     rc_engine_free(s->eng);
     rc_buf_free(&s->rbuf);
@@ -305,6 +328,15 @@ void rc_server_free(struct rc_server *s)
 }
 
 /* ---- Connections ---- */
+
+static int local_port(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET6)
+        return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+    if (ss->ss_family == AF_INET)
+        return ntohs(((const struct sockaddr_in *)ss)->sin_port);
+    return -1;
+}
 
 /* Loopback peers (and non-IP sockets) count as local for protected mode. */
 static bool is_local(const struct sockaddr_storage *ss)
@@ -371,6 +403,8 @@ struct rc_conn *rc_conn_accepted(struct rc_server *s, int fd)
     memset(&ss, 0, sizeof(ss));
     getsockname(fd, (struct sockaddr *)&ss, &sl);
     rc_format_sockaddr(&ss, c->laddr, sizeof(c->laddr));
+    if (s->http_port && local_port(&ss) == s->http_port)
+        c->transport = RC_TRANSPORT_HTTP;
     s->io.stats.sys[RC_SYS_OTHER] += 2;
     if (s->cfg.so_sndbuf) {
         int v = (int)s->cfg.so_sndbuf;
@@ -383,15 +417,23 @@ struct rc_conn *rc_conn_accepted(struct rc_server *s, int fd)
     s->stats.conns_received++;
 
     if (s->cfg.protected_mode && !s->cfg.requirepass && !local) {
-        rc_resp_error(&s->rbuf, protected_msg);
-        rc_conn_flush_reply(s, c);
+        if (c->transport == RC_TRANSPORT_HTTP) {
+            rc_http_refuse(s, c, 403, protected_msg + 7); /* without "DENIED " */
+        } else {
+            rc_resp_error(&s->rbuf, protected_msg);
+            rc_conn_flush_reply(s, c);
+        }
         c->io.flags |= RC_IO_CLOSE_AFTER_REPLY;
         s->stats.conns_rejected++;
         rc_log(&s->log, RC_LOG_WARNING,
                "Refused non-loopback client %s: protected mode, no password set", c->addr);
     } else if (s->nclients > s->cfg.maxclients) {
-        rc_resp_error(&s->rbuf, "ERR max number of clients reached");
-        rc_conn_flush_reply(s, c);
+        if (c->transport == RC_TRANSPORT_HTTP) {
+            rc_http_refuse(s, c, 503, "max number of clients reached");
+        } else {
+            rc_resp_error(&s->rbuf, "ERR max number of clients reached");
+            rc_conn_flush_reply(s, c);
+        }
         c->io.flags |= RC_IO_CLOSE_AFTER_REPLY;
         s->stats.conns_rejected++;
         rc_log(&s->log, RC_LOG_VERBOSE,
@@ -416,6 +458,9 @@ static void query_limit_exceeded(struct rc_server *s, struct rc_conn *c, size_t 
 static size_t process(struct rc_server *s, struct rc_conn *c, const char *buf, size_t len)
 {
     size_t pos = 0;
+
+    if (c->transport != RC_TRANSPORT_RESP)
+        return rc_http_process(s, c, buf, len);
 
     while (pos < len && !(c->io.flags & (RC_IO_CLOSE_ASAP | RC_IO_CLOSE_AFTER_REPLY))) {
         size_t used = 0;
@@ -482,13 +527,15 @@ static void conn_sent(struct rc_server *s, struct rc_conn *c, size_t n)
 
 void rc_conn_mark_dirty(struct rc_server *s, struct rc_conn *c)
 {
+    if (c->io.flags & RC_IO_DIRTY)
+        return;
     /* Subscribers' output may wait for the tick window; replies to
      * everyone else go out at once (backend_uring.c, hold_output). */
     if (rc_conn_subscribed(c))
         c->io.flags |= RC_IO_HOLDABLE;
     else
         c->io.flags &= ~RC_IO_HOLDABLE;
-    rc_io_mark_dirty(&s->io, &c->io);
+    rc_io_dirty_append(&s->io, &c->io);
 }
 
 void rc_conn_unlink(struct rc_server *s, struct rc_conn *c, const char *reason)
@@ -508,6 +555,7 @@ void rc_conn_free(struct rc_server *s, struct rc_conn *c)
 {
     assert(c->io.flags & RC_IO_UNLINKED);
     rc_sink_free(&c->sink);
+    rc_http_free(c);
     rc_queue_free(&c->io.out);
     rc_buf_free(&c->qbuf);
     rc_resp_parser_free(&c->parser);
@@ -631,17 +679,26 @@ void rc_conn_set_proto(struct rc_server *s, struct rc_conn *c, int proto)
     rc_engine_sink_set_fmt(s->eng, &c->sink, rc_conn_fmt(c));
 }
 
-void rc_conn_flush_reply(struct rc_server *s, struct rc_conn *c)
+void rc_conn_push_bytes(struct rc_server *s, struct rc_conn *c, const void *p, size_t n)
 {
     struct rc_slab *slab;
     uint32_t off;
 
+    if (!n || (c->io.flags & (RC_IO_CLOSE_ASAP | RC_IO_UNLINKED)))
+        return;
+    rc_arena_copy(&s->replies, p, n, &slab, &off);
+    push_output(s, c, slab, off, (uint32_t)n);
+}
+
+void rc_conn_flush_reply(struct rc_server *s, struct rc_conn *c)
+{
     if (!s->rbuf.len)
         return;
-    if (!(c->io.flags & (RC_IO_CLOSE_ASAP | RC_IO_UNLINKED))) {
-        rc_arena_copy(&s->replies, s->rbuf.p, s->rbuf.len, &slab, &off);
-        push_output(s, c, slab, off, (uint32_t)s->rbuf.len);
+    if (c->transport == RC_TRANSPORT_WS) {
+        rc_http_ws_flush(s, c); /* replies as JSON text frames */
+        return;
     }
+    rc_conn_push_bytes(s, c, s->rbuf.p, s->rbuf.len);
     s->rbuf.len = 0;
 }
 

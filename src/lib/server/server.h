@@ -51,11 +51,22 @@ struct rc_stats {
 /* Connection flags beyond the io ones (io.h keeps bits below 16). */
 #define RC_CONN_AUTHED (1u << 16) /* passed AUTH (or no password set) */
 
+/* How a connection speaks: RESP, or HTTP and what a request upgraded it to. */
+enum rc_transport {
+    RC_TRANSPORT_RESP, /* the RESP port */
+    RC_TRANSPORT_HTTP, /* the HTTP port, between requests */
+    RC_TRANSPORT_SSE,  /* GET /events: a Server-Sent Events stream */
+    RC_TRANSPORT_WS,   /* GET /ws: a WebSocket */
+    RC_TRANSPORT__COUNT
+};
+
 struct rc_conn {
     struct rc_io_conn io; /* first: the backend's view */
+    uint8_t transport;    /* enum rc_transport */
     struct rc_sink sink;  /* the engine's view: subscriptions, wire format */
     struct rc_server *srv;
-    int proto; /* 2 or 3 */
+    struct rc_http *http; /* http.c: state on the HTTP port, NULL on the RESP port */
+    int proto;            /* 2 or 3 */
     struct rc_buf qbuf;
     struct rc_resp_parser parser;
     char *name;
@@ -84,9 +95,10 @@ struct rc_server {
     struct rc_buf rbuf;      /* reply being built for the current command */
     uint64_t nclients;
     uint64_t next_id;
-    int listen_fds[RC_MAX_BIND];
+    int listen_fds[RC_MAX_LISTEN];
     int nlisten;
-    int port; /* actual port (when cfg.port is 0) */
+    int port;      /* actual port (when cfg.port is 0) */
+    int http_port; /* the HTTP port, 0 when off */
     struct rc_stats stats;
     uint64_t start_ms;
     uint64_t start_wall_us;
@@ -97,8 +109,9 @@ struct rc_server {
     char run_id[41];
     char *config_file; /* absolute path, for INFO */
     char *executable;
-    struct rc_udp *udp;     /* UDP feed sources (udp.c), NULL when none */
-    struct rc_upstream *up; /* the NATS upstream (upstream.c), NULL when none */
+    struct rc_udp *udp;           /* UDP feed sources (udp.c), NULL when none */
+    struct rc_http_scratch *http; /* http.c: scratch for the HTTP port */
+    struct rc_upstream *up;       /* the NATS upstream (upstream.c), NULL when none */
 };
 
 static inline struct rc_server *rc_server_of(struct rc_io *io)
@@ -144,15 +157,22 @@ static inline bool rc_conn_subscribed(const struct rc_conn *c)
 {
     return rc_sink_subscribed(&c->sink);
 }
-/* The engine's format id of c's protocol. */
+/* The engine's format id of c's transport and protocol. */
 static inline uint8_t rc_conn_fmt(const struct rc_conn *c)
 {
+    if (c->transport == RC_TRANSPORT_SSE)
+        return RC_FMT_SSE;
+    if (c->transport == RC_TRANSPORT_WS)
+        return RC_FMT_WS;
     return c->proto == 3 ? RC_FMT_RESP3 : RC_FMT_RESP2;
 }
 /* Switches c to RESP proto (2 or 3), and its subscriptions to that format. */
 void rc_conn_set_proto(struct rc_server *s, struct rc_conn *c, int proto);
 /* Moves s->rbuf (the reply built so far) to c's queue. */
 void rc_conn_flush_reply(struct rc_server *s, struct rc_conn *c);
+/* Queues a copy of p[0..n) for c (from the reply arena), through the output
+ * limit: raw bytes, whatever c's transport. */
+void rc_conn_push_bytes(struct rc_server *s, struct rc_conn *c, const void *p, size_t n);
 /* Schedules c to be closed as soon as possible (output dropped). */
 void rc_conn_close_asap(struct rc_server *s, struct rc_conn *c, const char *why);
 
