@@ -150,6 +150,8 @@ def test_sse_events():
             s.close()
         st, _, body = curl(base + "/events")
         rc.check_eq(st, 400, "GET /events without channels")
+        st, _, body = curl(base + "/events?channel=" + "x" * 1025)
+        rc.check_eq(st, 400, "a channel name longer than max-name-len (1024)")
 
 
 def ws_run(coro):

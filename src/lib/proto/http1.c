@@ -66,7 +66,7 @@ static int parse_request_line(const char *p, size_t n, struct rc_http_req *r)
     if (!r->tlen || i >= n || p[i] != ' ')
         return -EBADMSG;
     i++;
-    if (n - i != 8 || memcmp(p + i, "HTTP/", 5) || p[i + 6] != '.' || p[i + 5] < '0' ||
+    if (n - i != 8 || memcmp(p + i, "HTTP/", 5) != 0 || p[i + 6] != '.' || p[i + 5] < '0' ||
         p[i + 5] > '9' || p[i + 7] < '0' || p[i + 7] > '9')
         return -EBADMSG;
     if (p[i + 5] != '1')
@@ -144,7 +144,7 @@ const char *rc_http_header(const struct rc_http_req *r, const char *name, size_t
     size_t n = strlen(name);
 
     for (int i = 0; i < r->nh; i++)
-        if (r->h[i].nlen == n && !strncasecmp(r->h[i].name, name, n)) {
+        if (r->h[i].nlen == n && strncasecmp(r->h[i].name, name, n) == 0) {
             *vlen = r->h[i].vlen;
             return r->h[i].value;
         }
@@ -158,7 +158,7 @@ bool rc_http_has_token(const struct rc_http_req *r, const char *name, const char
     for (int i = 0; i < r->nh; i++) {
         const char *v = r->h[i].value;
         size_t vl = r->h[i].vlen, k = 0;
-        if (r->h[i].nlen != nl || strncasecmp(r->h[i].name, name, nl))
+        if (r->h[i].nlen != nl || strncasecmp(r->h[i].name, name, nl) != 0)
             continue;
         while (k < vl) {
             size_t s, e;
@@ -170,7 +170,7 @@ bool rc_http_has_token(const struct rc_http_req *r, const char *name, const char
             e = k;
             while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t'))
                 e--;
-            if (e - s == tl && !strncasecmp(v + s, token, tl))
+            if (e - s == tl && strncasecmp(v + s, token, tl) == 0)
                 return true;
         }
     }
@@ -188,17 +188,6 @@ void rc_http_split_target(const struct rc_http_req *r, const char **path, size_t
     *qlen = q ? r->tlen - *plen - 1 : 0;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decodes p[0..n) to out; returns the decoded length. A '%' not
  * followed by two hex digits stays as it is. */
 static size_t decode(const char *p, size_t n, char *out)
@@ -208,8 +197,9 @@ static size_t decode(const char *p, size_t n, char *out)
     for (size_t i = 0; i < n; i++) {
         if (p[i] == '+') {
             out[o++] = ' ';
-        } else if (p[i] == '%' && i + 2 < n && hexval(p[i + 1]) >= 0 && hexval(p[i + 2]) >= 0) {
-            out[o++] = (char)(hexval(p[i + 1]) * 16 + hexval(p[i + 2]));
+        } else if (p[i] == '%' && i + 2 < n && rc_hexval(p[i + 1]) >= 0 &&
+                   rc_hexval(p[i + 2]) >= 0) {
+            out[o++] = (char)(rc_hexval(p[i + 1]) * 16 + rc_hexval(p[i + 2]));
             i += 2;
         } else {
             out[o++] = p[i];

@@ -145,10 +145,10 @@ size_t rc_json_data_len(const char *p, size_t n)
 char *rc_json_data_write(char *dst, const char *p, size_t n)
 {
     if (rc_utf8_valid(p, n)) {
-        memcpy(dst, "\"data\":", 7);
+        memcpy(dst, "\"data\":", 7); /* NOLINT(bugprone-not-null-terminated-result) */
         return rc_json_str_write(dst + 7, p, n);
     }
-    memcpy(dst, "\"data_b64\":\"", 12);
+    memcpy(dst, "\"data_b64\":\"", 12); /* NOLINT(bugprone-not-null-terminated-result) */
     dst = rc_b64_write(dst + 12, p, n);
     *dst++ = '"';
     return dst;
@@ -173,16 +173,10 @@ static int hex4(const char *p)
 {
     int v = 0;
     for (int k = 0; k < 4; k++) {
-        char c = p[k];
-        v <<= 4;
-        if (c >= '0' && c <= '9')
-            v |= c - '0';
-        else if (c >= 'a' && c <= 'f')
-            v |= c - 'a' + 10;
-        else if (c >= 'A' && c <= 'F')
-            v |= c - 'A' + 10;
-        else
+        int d = rc_hexval(p[k]);
+        if (d < 0)
             return -1;
+        v = v << 4 | d;
     }
     return v;
 }

@@ -46,9 +46,22 @@ static void confirm(struct rc_server *s, struct rc_conn *c, enum rc_sub_kind t, 
     rc_resp_int(&s->rbuf, (int64_t)sub_count(c, t));
 }
 
+bool rc_pubsub_name_ok(struct rc_server *s, const char *name, size_t len)
+{
+    if (!s->cfg.max_name_len || len <= s->cfg.max_name_len)
+        return true;
+    rc_resp_errorf(&s->rbuf, "ERR channel or pattern name longer than max-name-len (%llu bytes)",
+                   (unsigned long long)s->cfg.max_name_len);
+    return false;
+}
+
 static void do_subscribe(struct rc_server *s, struct rc_conn *c, const struct rc_req *r,
                          enum rc_sub_kind t)
 {
+    /* All or nothing: one name too long refuses the whole command. */
+    for (int i = 1; i < r->argc; i++)
+        if (!rc_pubsub_name_ok(s, r->argv[i], r->argvlen[i]))
+            return;
     /* At the edge of a NATS cluster, a name NATS cannot carry fails the
      * whole command before anything changes, like Redis's NOPERM. */
     for (int i = 1; s->up && i < r->argc; i++) {
@@ -137,6 +150,8 @@ void rc_cmd_publish(struct rc_server *s, struct rc_conn *c, const struct rc_req 
 {
     uint64_t n;
 
+    if (!rc_pubsub_name_ok(s, r->argv[1], r->argvlen[1]))
+        return;
     if (s->up) {
         const char *why =
             rc_upstream_refuse(s, RC_SUB_CHANNEL, r->argv[1], r->argvlen[1], r->argvlen[2]);
@@ -151,6 +166,8 @@ void rc_cmd_publish(struct rc_server *s, struct rc_conn *c, const struct rc_req 
 
 void rc_cmd_spublish(struct rc_server *s, struct rc_conn *c, const struct rc_req *r)
 {
+    if (!rc_pubsub_name_ok(s, r->argv[1], r->argvlen[1]))
+        return;
     uint64_t n =
         rc_engine_publish(s->eng, true, r->argv[1], r->argvlen[1], r->argv[2], r->argvlen[2]);
     rc_resp_int(&s->rbuf, (int64_t)n);
