@@ -289,7 +289,8 @@ def test_bad_settings():
 def test_names_and_down_at_start():
     need_nats()
     port = rc.free_port()
-    with edge(["nats://127.0.0.1:%d" % port]) as e:
+    # max-name-len raised so that the upstream's own 1024-byte bound is the one hit.
+    with edge(["nats://127.0.0.1:%d" % port], "--max-name-len", "4096") as e:
         # NATS is not there: the edge serves locally and says so.
         info = upinfo(e)
         rc.check(info["upstream_state"] in ("connecting", "reconnecting", "disconnected"),
