@@ -5,7 +5,8 @@
 set -euo pipefail
 
 PKGS=(build-essential cmake pkg-config liburing-dev libcmocka-dev libssl-dev curl
-      redis-server redis-tools python3 python3-redis python3-websockets)
+      redis-server redis-tools python3 python3-redis python3-websockets
+      libnats-dev nats-server)
 if [ "${1:-}" = "--all" ]; then
     # Extra tools for fuzzing, static checks and benchmark charts, and the real
     # clients of the HTTP tests: promtool (prometheus) checks /metrics, headless

@@ -15,6 +15,11 @@
  * client subscribed to the channel and to two matching patterns counts, and
  * receives, three times.
  *
+ * An optional interest hook (struct rc_engine_cfg) hears when a table entry
+ * is created or removed -- the first subscriber of a name and the last one
+ * leaving -- so an owner can mirror the engine's interest elsewhere without
+ * the engine knowing where.
+ *
  * SPDX-License-Identifier: BSD-3-Clause
  */
 #include "engine_int.h"
@@ -39,6 +44,8 @@ struct rc_engine *rc_engine_new(const struct rc_engine_cfg *cfg)
     e->ncodecs = cfg->ncodecs;
     e->log = cfg->log;
     e->mdcfg = cfg->md;
+    e->interest = cfg->interest;
+    e->interest_arg = cfg->interest_arg;
     for (int t = 0; t < RC_SUB__COUNT; t++)
         e->tab[t] = rc_dict_new();
     rc_slab_pool_init(&e->pool);
@@ -168,6 +175,8 @@ bool rc_engine_subscribe(struct rc_engine *e, struct rc_sink *k, enum rc_sub_kin
     ch->nfmt[k->fmt]++;
     k->nsubs++;
     rc_dict_add(k->subs[kind], name, len, sub);
+    if (ch->n == 1 && e->interest)
+        e->interest(e->interest_arg, kind, name, len, true);
     return true;
 }
 
@@ -192,6 +201,8 @@ bool rc_engine_unsubscribe(struct rc_engine *e, struct rc_sink *k, enum rc_sub_k
             e->patlist[ch->idx] = e->patlist[--e->npat];
             e->patlist[ch->idx]->idx = ch->idx;
         }
+        if (e->interest)
+            e->interest(e->interest_arg, kind, ch->name, ch->len, false);
         chan_free(ch);
     }
     return true;

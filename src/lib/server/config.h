@@ -22,6 +22,9 @@
 #define RC_UDP_NAME 32 /* longest source name + 1 */
 #define RC_UDP_ADDR 64
 
+/* Longest upstream-* value + 1. */
+#define RC_UPSTREAM_CFG 1024
+
 /* One "udp-source <name> <addr:port> [group <mcast-addr> [iface <ifname|addr>]]"
  * (udp.c, docs/udp.md). Fixed-size strings: a config copies by value. */
 struct rc_udp_source_cfg {
@@ -79,6 +82,14 @@ struct rc_config {
     int nudp;
     char udp_arb[RC_MAX_UDP][2][RC_UDP_NAME]; /* "udp-arbitrate <a> <b>", repeatable [none] */
     int nudp_arb;
+    /* NATS upstream (upstream.h, docs/upstream.md); fixed-size strings so a
+     * config still copies by value. "" = unset. */
+    char upstream[RC_UPSTREAM_CFG];          /* "upstream" nats:// URLs, comma-separated [""] */
+    char upstream_user[RC_UPSTREAM_CFG];     /* "upstream-user" [""] */
+    char upstream_password[RC_UPSTREAM_CFG]; /* "upstream-password" [""] */
+    char upstream_creds[RC_UPSTREAM_CFG];    /* "upstream-creds" .creds file [""] */
+    bool upstream_tls;                       /* "upstream-tls" [no] */
+    char upstream_tls_ca[RC_UPSTREAM_CFG];   /* "upstream-tls-ca" CA file [""] */
 };
 
 /* Replaces c->md.rules (a shallow copy of another config's) by a deep copy. */

@@ -18,6 +18,7 @@
 #include "cmd.h"
 #include "mdata.h"
 #include "udp.h"
+#include "upstream.h"
 
 static void section_server(struct rc_server *s, struct rc_buf *b)
 {
@@ -187,9 +188,9 @@ static const struct {
     const char *name;
     void (*fn)(struct rc_server *, struct rc_buf *);
 } sections[] = {
-    {"server", section_server}, {"clients", section_clients}, {"stats", section_stats},
-    {"fanout", section_fanout}, {"memory", rc_mem_info},      {"mdata", section_mdata},
-    {"sources", rc_udp_info},
+    {"server", section_server}, {"clients", section_clients},   {"stats", section_stats},
+    {"fanout", section_fanout}, {"memory", rc_mem_info},        {"mdata", section_mdata},
+    {"sources", rc_udp_info},   {"upstream", rc_upstream_info},
 };
 
 void rc_cmd_info(struct rc_server *s, struct rc_conn *c, const struct rc_req *r)

@@ -36,6 +36,7 @@
 #include "http.h"
 #include "mdata.h"
 #include "udp.h"
+#include "upstream.h"
 
 static const struct rc_io_host_ops host_ops;
 
@@ -71,8 +72,13 @@ struct rc_server *rc_server_new(const struct rc_config *cfg)
 
     copy_config(&s->cfg, cfg);
     s->log.level = s->cfg.loglevel;
-    s->eng = rc_engine_new(&(struct rc_engine_cfg){
-        .codecs = rc_codecs, .ncodecs = RC_FMT__COUNT, .log = &s->log, .md = &s->cfg.md});
+    s->eng = rc_engine_new(
+        &(struct rc_engine_cfg){.codecs = rc_codecs,
+                                .ncodecs = RC_FMT__COUNT,
+                                .log = &s->log,
+                                .md = &s->cfg.md,
+                                .interest = s->cfg.upstream[0] ? rc_upstream_interest : NULL,
+                                .interest_arg = s});
     rc_arena_init(&s->replies, rc_engine_pool(s->eng));
     s->io.host = &host_ops;
     s->io.log = &s->log;
@@ -235,7 +241,8 @@ int rc_server_start(struct rc_server *s)
         }
     }
     /* The backend owns the listeners now; rc_server_free() closes them. */
-    return rc_udp_start(s);
+    err = rc_udp_start(s);
+    return err ? err : rc_upstream_start(s);
 
 fail:
     for (int i = 0; i < s->nlisten; i++)
@@ -299,6 +306,7 @@ void rc_server_free(struct rc_server *s)
     if (!s)
         return;
     rc_udp_free(s);
+    rc_upstream_free(s);
     /* Listening sockets belong to the backend once it has them. */
     if (s->io.be)
         s->io.be->destroy(&s->io);

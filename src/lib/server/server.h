@@ -124,6 +124,7 @@ struct rc_server {
     char *executable;
     struct rc_udp *udp;           /* UDP feed sources (udp.c), NULL when none */
     struct rc_http_scratch *http; /* http.c: scratch for the HTTP port */
+    struct rc_upstream *up;       /* the NATS upstream (upstream.c), NULL when none */
     /* The memory ceiling (memory.c). */
     uint64_t maxmemory;        /* effective ceiling in bytes */
     uint64_t machine_mem;      /* RAM (or cgroup limit) seen at start, for the automatic ceiling */

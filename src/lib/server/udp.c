@@ -27,6 +27,7 @@
  * SPDX-License-Identifier: BSD-3-Clause
  */
 #include "udp.h"
+#include "upstream.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -261,6 +262,7 @@ static void datagram(struct rc_server *s, struct udp_source *src, const char *p,
         src->messages++;
         if (fresh) {
             rc_engine_publish(s->eng, false, m.chan, m.clen, m.payload, m.len);
+            rc_upstream_forward(s, m.chan, m.clen, m.payload, m.len);
             src->published++;
         }
     }
