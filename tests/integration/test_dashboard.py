@@ -14,7 +14,11 @@ polling with a bound on time, never a fixed sleep. Checked:
     non-JSON payload appears as raw text -- as text, not parsed as HTML;
   - the charts are drawn (three uPlot canvases) and the header shows what the
     page parsed out of /metrics (version and backend);
-  - a screenshot is saved in the build directory (artifacts/dashboard.png).
+  - a screenshot is saved in the build directory (artifacts/dashboard.png);
+  - the browser's own WebSocket subscribes and receives, and its own
+    EventSource, cut off by the server (CLIENT KILL), reconnects with
+    Last-Event-ID and ends with every message of a history channel exactly
+    once and in order, those published while it was away included.
 
 Runs once, on the uring pass of the suite (skipped, exit 77, for epoll and
 naive): the page does not depend on the backend and Chromium is slow to start.
@@ -310,6 +314,69 @@ def test_board_shows_quotes_published_after_load():
             feed.stop()
 
 
+def test_browser_websocket_and_event_stream_resume():
+    """The browser's own WebSocket and EventSource against the server, on a page of its origin.
+
+    A WebSocket subscribes and receives a message published with redis-py;
+    an EventSource on a channel with history is cut off by the server
+    (CLIENT KILL), reconnects by itself with Last-Event-ID, and ends up with
+    every message exactly once, those published while it was away included."""
+    need_setup()
+    chromium = shutil.which("chromium")
+    need("chromium", chromium)
+    try:
+        import websockets  # noqa: F401
+        have_ws = True
+    except ImportError:
+        have_ws = False
+    need("python3-websockets", have_ws)
+    import redis
+
+    port = rc.free_port()
+    with rc.Server(["--http-port", str(port), "--mdata-rule", "hist.* history=100"]) as srv, \
+            Browser(chromium) as b:
+        r = redis.Redis(host=rc.HOST, port=srv.port, socket_timeout=5)
+        b.call("Page.navigate", url="http://127.0.0.1:%d/healthz" % port)
+        b.wait_for("document.readyState === 'complete'", "a page of the server's origin")
+        b.eval("""window.wsGot = []; window.ws = new WebSocket('ws://' + location.host + '/ws');
+                  ws.onopen = () => ws.send(JSON.stringify(['SUBSCRIBE', 'browser.ws']));
+                  ws.onmessage = e => wsGot.push(JSON.parse(e.data)); true""")
+        b.wait_for("wsGot.length >= 1 && wsGot[0][0] === 'subscribe'",
+                   "the browser's WebSocket subscribed")
+        rc.check_eq(r.publish("browser.ws", "to the browser ✓"), 1, "PUBLISH counts the browser")
+        b.wait_for("wsGot.length >= 2", "a message on the browser's WebSocket")
+        rc.check_eq(b.eval("JSON.stringify(wsGot)"),
+                    json.dumps([["subscribe", "browser.ws", 1],
+                                ["message", "browser.ws", "to the browser ✓"]],
+                               ensure_ascii=False, separators=(",", ":")),
+                    "what the browser's WebSocket received")
+
+        b.eval("""window.esGot = []; window.esOpens = 0;
+                  window.es = new EventSource('/events?channel=hist.b');
+                  es.onopen = () => esOpens++;
+                  es.onmessage = e => esGot.push([e.lastEventId, JSON.parse(e.data).data]); true""")
+        b.wait_for("esOpens === 1", "the browser's event stream opened")
+        for i in range(3):
+            r.publish("hist.b", "m%d" % i)
+        b.wait_for("esGot.length === 3", "three live events")
+        # Cut the stream from the server side; publish while the browser is away.
+        killed = r.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+        rc.check(killed >= 2, "CLIENT KILL cut the browser's stream (and its WebSocket)", ">= 2",
+                 killed)
+        for i in range(3, 6):
+            r.publish("hist.b", "m%d" % i)
+        b.wait_for("esOpens === 2", "the EventSource reconnected by itself", timeout=30)
+        b.wait_for("esGot.length >= 6", "the missed events after the reconnect", timeout=30)
+        r.publish("hist.b", "m6")
+        b.wait_for("esGot.length >= 7", "live again after the replay")
+        got = b.eval("JSON.stringify(esGot)")
+        seqs = [(int(i.split("-")[1]), d) for i, d in json.loads(got)]
+        rc.check_eq(seqs, [(n + 1, "m%d" % n) for n in range(7)],
+                    "every message exactly once, in order, with its sequence as the event id")
+        rc.check_eq(b.errors(), [], "no JavaScript errors")
+        r.close()
+
+
 def check_page(b, port, r):
     url = "http://127.0.0.1:%d/" % port
     b.call("Page.navigate", url=url)
@@ -367,4 +434,5 @@ def check_page(b, port, r):
 
 
 if __name__ == "__main__":
-    rc.run_tests([test_assets_served, test_board_shows_quotes_published_after_load])
+    rc.run_tests([test_assets_served, test_board_shows_quotes_published_after_load,
+                  test_browser_websocket_and_event_stream_resume])
