@@ -373,8 +373,9 @@ def test_names_and_down_at_start():
 def test_interest_follows_subscribers():
     need_nats()
     n = Nats("solo")
+    hport = rc.free_port()
     try:
-        with edge([n.url]) as e:
+        with edge([n.url], "--http-port", str(hport)) as e:
             rc.wait_until(lambda: upinfo(e)["upstream_state"] == "connected", WAIT)
             rid = run_id(e)
             wait_subjects(n, rid, [], "no interest before any subscriber")
@@ -385,6 +386,14 @@ def test_interest_follows_subscribers():
             b.ready()
             wait_subjects(n, rid, ["news.x", "quotes.>"],
                           "a second subscriber adds no second subscription")
+            # /metrics says the same as NATS does.
+            with urllib.request.urlopen("http://%s:%d/metrics" % (rc.HOST, hport),
+                                        timeout=5) as resp:
+                metrics = resp.read().decode()
+            rc.check("\nringcast_upstream_subscriptions 2\n" in metrics
+                     and "\nringcast_upstream_connected 1\n" in metrics,
+                     "/metrics: the upstream connected, holding two subscriptions", None,
+                     [l for l in metrics.splitlines() if "upstream" in l])
             a.p.unsubscribe("news.x")
             a.pump(0.2)
             time.sleep(0.2)

@@ -28,6 +28,7 @@
 #include "codecs.h"
 #include "mdata.h"
 #include "udp.h"
+#include "upstream.h"
 
 enum kind { COUNTER, GAUGE };
 
@@ -250,6 +251,31 @@ static void render_udp(struct rc_server *s, struct rc_buf *b)
     }
 }
 
+/* The NATS upstream (docs/upstream.md), when one is configured. */
+static void render_upstream(struct rc_server *s, struct rc_buf *b)
+{
+    struct rc_upstream_counters c;
+
+    if (!rc_upstream_counters(s, &c))
+        return;
+    gauge(b, "upstream_connected", "1 while connected to the NATS upstream.", c.connected);
+    counter(b, "upstream_disconnects_total", "Times the upstream connection was lost.",
+            c.disconnects);
+    counter(b, "upstream_reconnects_total", "Times it was regained.", c.reconnects);
+    gauge(b, "upstream_subscriptions", "NATS subscriptions held for local interest.",
+          c.subscriptions);
+    counter(b, "upstream_in_messages_total", "Messages received from the upstream.", c.in_msgs);
+    counter(b, "upstream_in_delivered_total", "Of which published to local subscribers.",
+            c.in_delivered);
+    counter(b, "upstream_in_duplicates_total",
+            "Of which dropped as copies for an overlapping subscription.", c.in_duplicates);
+    counter(b, "upstream_in_dropped_total", "Of which dropped with the inbox full.", c.in_dropped);
+    counter(b, "upstream_out_messages_total", "Local publishes forwarded upstream.", c.out_msgs);
+    counter(b, "upstream_out_errors_total", "Forwards libnats refused.", c.out_errors);
+    counter(b, "upstream_out_refused_total", "Publishes whose name NATS cannot carry.",
+            c.out_refused);
+}
+
 void rc_metrics_render(struct rc_server *s, struct rc_buf *out)
 {
     render_server(s, out);
@@ -258,4 +284,5 @@ void rc_metrics_render(struct rc_server *s, struct rc_buf *out)
     render_memory(s, out);
     render_mdata(s, out);
     render_udp(s, out);
+    render_upstream(s, out);
 }

@@ -785,6 +785,31 @@ static const char *state_name(natsConnStatus st)
     }
 }
 
+bool rc_upstream_counters(struct rc_server *s, struct rc_upstream_counters *c)
+{
+    struct rc_upstream *up = s->up;
+    struct up_shared *sh;
+
+    if (!up)
+        return false;
+    sh = up->sh;
+    memset(c, 0, sizeof(*c));
+    c->subscriptions = rc_dict_size(up->subs);
+    c->in_delivered = up->in_delivered;
+    c->in_duplicates = up->in_duplicates;
+    c->out_msgs = up->out_msgs;
+    c->out_errors = up->out_errors;
+    c->out_refused = up->out_refused;
+    pthread_mutex_lock(&sh->mu);
+    c->connected = !sh->down;
+    c->disconnects = sh->disconnects;
+    c->reconnects = sh->reconnects;
+    c->in_msgs = sh->in_msgs;
+    c->in_dropped = sh->in_dropped;
+    pthread_mutex_unlock(&sh->mu);
+    return true;
+}
+
 void rc_upstream_info(struct rc_server *s, struct rc_buf *b)
 {
     struct rc_upstream *up = s->up;

@@ -96,4 +96,14 @@ void rc_upstream_forward(struct rc_server *s, const char *chan, size_t clen, con
 /* INFO upstream. */
 void rc_upstream_info(struct rc_server *s, struct rc_buf *b);
 
+/* The upstream's counters, for /metrics. */
+struct rc_upstream_counters {
+    bool connected;
+    uint64_t disconnects, reconnects, subscriptions;
+    uint64_t in_msgs, in_delivered, in_duplicates, in_dropped;
+    uint64_t out_msgs, out_errors, out_refused;
+};
+/* Fills *c; false (and nothing filled) when no upstream is configured. */
+bool rc_upstream_counters(struct rc_server *s, struct rc_upstream_counters *c);
+
 #endif

@@ -56,6 +56,11 @@ void rc_upstream_forward(struct rc_server *s, const char *chan, size_t clen, con
 {
 }
 
+bool rc_upstream_counters(struct rc_server *s, struct rc_upstream_counters *c)
+{
+    return false;
+}
+
 void rc_upstream_info(struct rc_server *s, struct rc_buf *b)
 {
     rc_buf_appendf(b, "# Upstream\r\nupstream_support:no\r\nupstream_state:off\r\n\r\n");
