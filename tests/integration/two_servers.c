@@ -31,7 +31,9 @@ struct srv {
 
 static struct srv srvs[2];
 
-/* The loop thread: listen here, because listen() and run() must share one thread. */
+/* The loop thread: listen, run and free here -- ringcast.h wants every call
+ * but publish and stop on the loop thread (the io_uring ring accepts work
+ * from one task only). */
 static void *loop(void *arg)
 {
     struct srv *v = arg;
@@ -41,9 +43,9 @@ static void *loop(void *arg)
     v->port = err ? -1 : ringcast_server_port(v->s);
     pthread_cond_signal(&v->cv);
     pthread_mutex_unlock(&v->mu);
-    if (err)
-        return NULL;
-    v->rc = ringcast_server_run(v->s);
+    if (!err)
+        v->rc = ringcast_server_run(v->s);
+    ringcast_server_free(v->s);
     return NULL;
 }
 
@@ -77,8 +79,7 @@ static int stop(struct srv *v)
     if (!v->running)
         return -1;
     ringcast_server_stop(v->s);
-    pthread_join(v->thread, NULL);
-    ringcast_server_free(v->s);
+    pthread_join(v->thread, NULL); /* the loop thread frees the server */
     v->s = NULL;
     v->running = 0;
     return v->rc;
