@@ -106,6 +106,11 @@ static void tune_malloc(void)
 {
     mallopt(M_MMAP_THRESHOLD, 4 * 1024 * 1024);
     mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
+    /* No fastbins: freeing a client's half a million subscriptions parks as
+     * many small chunks there, and the next free of a large block
+     * consolidates them all at once -- a 100-250 ms stall of the loop
+     * (bench/stall.py). tcache still serves the hot small sizes. */
+    mallopt(M_MXFAST, 0);
 }
 
 int main(int argc, char **argv)

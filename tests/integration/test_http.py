@@ -150,6 +150,8 @@ def test_sse_events():
             s.close()
         st, _, body = curl(base + "/events")
         rc.check_eq(st, 400, "GET /events without channels")
+        st, _, body = curl(base + "/events?channel=" + "x" * 1025)
+        rc.check_eq(st, 400, "a channel name longer than max-name-len (1024)")
 
 
 def ws_run(coro):
@@ -201,6 +203,55 @@ def test_websocket_commands():
                 except websockets.ConnectionClosed as e:
                     rc.check_eq(e.code, 1000, "close code after QUIT")
         ws_run(go())
+
+
+def ws_raw_upgrade(port):
+    sk = socket.create_connection((rc.HOST, port), timeout=10)
+    sk.sendall(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = sk.recv(4096)
+        rc.check(chunk, "upgrade response", None, head)
+        head += chunk
+    rc.check(head.startswith(b"HTTP/1.1 101 "), "101 Switching Protocols", None, head)
+    # RFC 6455's own example key and accept value.
+    rc.check(b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" in head, "accept key", None,
+             head)
+    return sk, head.split(b"\r\n\r\n", 1)[1]
+
+
+def test_websocket_frames():
+    need_tools()
+    with server() as srv:
+        url = "ws://%s:%d/ws" % (rc.HOST, srv.hport)
+
+        async def go():
+            async with websockets.connect(url) as w:
+                # A message in three fragments, reassembled into one command.
+                await w.send(iter(['["ECH', 'O","frag', 'mented"]']))
+                rc.check_eq(json.loads(await w.recv()), "fragmented", "fragmented message")
+                pong = await w.ping(b"abc")
+                await asyncio.wait_for(pong, 10)  # the server's pong echoes our payload
+                await w.send(b"\x00\x01")
+                try:
+                    await asyncio.wait_for(w.recv(), 10)
+                    raise rc.Failure("a binary message got a reply")
+                except websockets.ConnectionClosed as e:
+                    rc.check_eq(e.code, 1003, "close code for a binary message")
+        ws_run(go())
+        # A client frame without a mask breaks RFC 6455: close 1002.
+        sk, rest = ws_raw_upgrade(srv.hport)
+        with sk:
+            sk.sendall(b"\x81\x06[\"PING\"]")
+            data = rest
+            while len(data) < 4:
+                chunk = sk.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            rc.check(data[:1] == b"\x88" and data[2:4] == b"\x03\xea", "close 1002 for an unmasked frame",
+                     None, data[:20])
 
 
 def test_one_encoding_per_format():
@@ -357,5 +408,6 @@ def test_bad_input():
 
 
 if __name__ == "__main__":
-    rc.run_tests([test_sse_events, test_websocket_commands, test_one_encoding_per_format,
+    rc.run_tests([test_sse_events, test_websocket_commands, test_websocket_frames,
+                  test_one_encoding_per_format,
                   test_sse_resume, test_bad_input])

@@ -9,6 +9,10 @@
    a publisher that keeps sending cannot stall the flush until the deadline.
 2. The same with a stalled subscriber that never reads: the flush cannot
    finish, so the server gives up at shutdown-timeout and still exits 0.
+3. The same drain when a client sends SHUTDOWN instead of the signal.
+4. SHUTDOWN's arguments as Redis 7.0 parses them (syntax errors, ABORT with
+   nothing to abort), the requesting client gets no reply but EOF, and
+   `redis-cli shutdown` exits 0 with the server gone.
 
 SPDX-License-Identifier: BSD-3-Clause
 """
@@ -57,7 +61,7 @@ def count_prefix(data):
     return n
 
 
-def run(stalled, shutdown_timeout):
+def run(stalled, shutdown_timeout, how="signal"):
     # Small kernel send buffers: backlogs stay in the server's queues, where
     # the shutdown has to flush them.
     flags = ["--shutdown-timeout", str(shutdown_timeout), "--so-sndbuf", "65536"]
@@ -119,7 +123,11 @@ def run(stalled, shutdown_timeout):
                     sel.unregister(s)
                     eof.add(s)
             if signalled_at is None and acked >= 20000:
-                srv.proc.send_signal(signal.SIGTERM)
+                if how == "signal":
+                    srv.proc.send_signal(signal.SIGTERM)
+                else:
+                    admin = srv.conn()
+                    admin.send_cmd("SHUTDOWN", "NOSAVE")
                 signalled_at = time.monotonic()
                 sent_at_signal = sent
             if signalled_at is not None and exit_code is None:
@@ -188,6 +196,44 @@ def test_sigterm_with_stalled_subscriber_meets_deadline():
     run(stalled=True, shutdown_timeout=2)
 
 
+def test_shutdown_command_flushes_healthy_subscribers():
+    if rchelper.is_redis():
+        raise rchelper.Skip("redis-server does not flush clients on SHUTDOWN")
+    run(stalled=False, shutdown_timeout=8, how="command")
+
+
+def test_shutdown_arguments_and_redis_cli():
+    import subprocess
+    with rchelper.Server() as srv:
+        c = srv.conn()
+        for args, want in [(("SHUTDOWN", "BAD"), "ERR syntax error"),
+                           (("SHUTDOWN", "NOSAVE", "SAVE"), "ERR syntax error"),
+                           (("SHUTDOWN", "ABORT", "NOW"), "ERR syntax error"),
+                           (("SHUTDOWN", "ABORT"), "ERR No shutdown in progress.")]:
+            check_eq(c.cmd(*args), want, "reply to %s" % " ".join(args))
+        check_eq(c.cmd("SUBSCRIBE", "x"), [b"subscribe", b"x", 1], "SUBSCRIBE")
+        r = c.cmd("SHUTDOWN")
+        check(isinstance(r, rchelper.Error) and "only (P|S)SUBSCRIBE" in r,
+              "SHUTDOWN is refused in a RESP2 subscribed context", got=r)
+        check(srv.alive(), "the server is still running")
+        # The requesting client gets EOF, no reply; every SAVE flag is accepted.
+        other = srv.conn()
+        # (redis-server would write a dump file for SAVE; ringcastd ignores it)
+        other.send_cmd("SHUTDOWN", "NOSAVE" if rchelper.is_redis() else "SAVE", "NOW", "FORCE")
+        out, eof = other.read_raw(quiet=2.0, maxtime=5.0)
+        check(eof and out == b"", "SHUTDOWN's client sees EOF and no reply", b"", (out, eof))
+        check_eq(srv.proc.wait(10), 0, "exit code after SHUTDOWN SAVE NOW FORCE")
+    with rchelper.Server(flags=["--requirepass", "pw"]) as srv:
+        r = srv.conn().cmd("SHUTDOWN")
+        check_eq(r, "NOAUTH Authentication required.", "SHUTDOWN before AUTH")
+        cli = subprocess.run(["redis-cli", "-p", str(srv.port), "-a", "pw", "--no-auth-warning",
+                              "shutdown"], capture_output=True, timeout=20)
+        check_eq(cli.returncode, 0, "redis-cli shutdown exit code")
+        check_eq(srv.proc.wait(10), 0, "server exit code after redis-cli shutdown")
+
+
 if __name__ == "__main__":
     rchelper.run_tests([test_sigterm_flushes_healthy_subscribers,
-                        test_sigterm_with_stalled_subscriber_meets_deadline])
+                        test_sigterm_with_stalled_subscriber_meets_deadline,
+                        test_shutdown_command_flushes_healthy_subscribers,
+                        test_shutdown_arguments_and_redis_cli])

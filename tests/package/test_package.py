@@ -320,21 +320,21 @@ def step_library():
     exported = {line.split()[-1] for line in r.stdout.decode().splitlines() if line.strip()}
     rc.check_eq(sorted(exported), sorted(api),
                 "nm -D --defined-only %s: exactly the functions of ringcast.h" % lib)
-    # The rest of `nm -D` is imports: versioned libc and liburing functions, and
+    # The rest of `nm -D` is imports: versioned libc, liburing and libcrypto functions, and
     # the weak references every gcc-built shared object carries (crtstuff).
     r = run(["nm", "-D", lib])
     imports, odd = 0, []
     for line in r.stdout.decode().splitlines():
         kind, name = line.split()[-2:]
-        if kind == "U" and re.search(r"@(GLIBC|LIBURING)_[0-9.]+$", name):
+        if kind == "U" and re.search(r"@(GLIBC|LIBURING|OPENSSL)_[0-9.]+$", name):
             imports += 1
         elif kind == "w" and name.split("@")[0] in WEAK_STANDARD:
             pass
         elif not (kind == "T" and name in api):
             odd.append(line)
-    rc.check_eq(odd, [], "nm -D %s: nothing but ringcast_*, libc/liburing imports and the "
+    rc.check_eq(odd, [], "nm -D %s: nothing but ringcast_*, libc/liburing/libcrypto imports and the "
                 "standard weak references" % lib)
-    print("    nm -D: %d defined, all ringcast_* (= ringcast.h); %d imports (libc, liburing); "
+    print("    nm -D: %d defined, all ringcast_* (= ringcast.h); %d imports (libc, liburing, libcrypto); "
           "weak: %s" % (len(exported), imports, " ".join(sorted(WEAK_STANDARD))), flush=True)
     r = run(["readelf", "-d", lib])
     rc.check("Library soname: [libringcast.so.0]" in r.stdout.decode(), "SONAME", None,

@@ -163,6 +163,8 @@ static void test_get_all_defaults(void **state)
                         "proto-max-bulk-len=536870912\n"
                         "proto-max-multibulk-len=2147483647\n"
                         "client-query-buffer-limit=1073741824\n"
+                        "maxmemory=0\n"
+                        "max-name-len=1024\n"
                         "timeout=0\n"
                         "io=uring\n"
                         "tick-us=0\n"
@@ -182,7 +184,7 @@ static void test_get_all_defaults(void **state)
                         "mdata-queue-low=262144\n"
                         "mdata-pending-max=4194304\n"
                         "mdata-lastp-max=1000\n");
-    assert_int_equal(g.n, 33);
+    assert_int_equal(g.n, 35);
 }
 
 static void test_io_name(void **state)
@@ -729,7 +731,7 @@ static void test_example_file(void **state)
 
     /* Enable each "# <setting> ..." line and note which settings had one. */
     rc_config_get(c, "*", 1, collect_name, &ns);
-    assert_int_equal(ns.n, 33);
+    assert_int_equal(ns.n, 35);
     for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
         const char *body = line;
 

@@ -342,6 +342,39 @@ static void test_small_table_memory(void **state)
 #endif
 }
 
+/* A table that emptied out to a few entries gives its buckets back. */
+static void test_shrink(void **state)
+{
+#ifdef RC_TEST_ASAN
+    skip(); /* ASan's allocator does not feed mallinfo2() */
+#else
+    enum { N = 100000 };
+    struct rc_dict *d = rc_dict_new();
+    struct mallinfo2 full, shrunk;
+    char key[32];
+
+    for (int i = 0; i < N; i++) {
+        int n = snprintf(key, sizeof(key), "k%d", i);
+        assert_int_equal(rc_dict_add(d, key, (size_t)n, &vals[0]), 0);
+    }
+    for (int i = 10; i < N; i++) {
+        int n = snprintf(key, sizeof(key), "k%d", i);
+        assert_ptr_equal(rc_dict_del(d, key, (size_t)n), &vals[0]);
+    }
+    full = mallinfo2();
+    rc_dict_shrink(d);
+    shrunk = mallinfo2();
+    /* 131072 buckets of 8 bytes go; 10 entries need a handful. */
+    assert_true(full.uordblks - shrunk.uordblks >= 1000000);
+    assert_int_equal(rc_dict_size(d), 10);
+    for (int i = 0; i < 10; i++) {
+        int n = snprintf(key, sizeof(key), "k%d", i);
+        assert_ptr_equal(rc_dict_get(d, key, (size_t)n), &vals[0]);
+    }
+    rc_dict_free(d);
+#endif
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -354,6 +387,7 @@ int main(void)
         cmocka_unit_test(test_large),
         cmocka_unit_test(test_hash),
         cmocka_unit_test(test_small_table_memory),
+        cmocka_unit_test(test_shrink),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -516,6 +516,62 @@ static void test_limits(void **state)
     free(t);
 }
 
+/* Redis's pre-authentication limits: 10 arguments, 16384-byte bulks. */
+static void test_unauth_limits(void **state)
+{
+    (void)state;
+    struct rc_resp_parser p;
+    struct rc_buf b = {0};
+    size_t used;
+
+    rc_resp_parser_init(&p, NULL);
+    p.unauth = true;
+    rc_buf_append(&b, "*11\r\n", 5);
+    assert_int_equal(rc_resp_parse(&p, b.p, b.len, &used), -EPROTO);
+    assert_string_equal(p.err, "ERR Protocol error: unauthenticated multibulk length");
+    rc_resp_parser_free(&p);
+
+    /* The invalid-length check comes first, as in Redis. */
+    rc_resp_parser_init(&p, NULL);
+    p.unauth = true;
+    b.len = 0;
+    rc_buf_append(&b, "*2147483648\r\n", 14);
+    assert_int_equal(rc_resp_parse(&p, b.p, b.len, &used), -EPROTO);
+    assert_string_equal(p.err, "ERR Protocol error: invalid multibulk length");
+    rc_resp_parser_free(&p);
+
+    rc_resp_parser_init(&p, NULL);
+    p.unauth = true;
+    b.len = 0;
+    rc_buf_append(&b, "*1\r\n$16385\r\n", 14);
+    assert_int_equal(rc_resp_parse(&p, b.p, b.len, &used), -EPROTO);
+    assert_string_equal(p.err, "ERR Protocol error: unauthenticated bulk length");
+    rc_resp_parser_free(&p);
+
+    /* At the limits: 10 arguments of 16384 bytes parse. */
+    rc_resp_parser_init(&p, NULL);
+    p.unauth = true;
+    b.len = 0;
+    rc_buf_append(&b, "*10\r\n", 5);
+    for (int i = 0; i < 10; i++) {
+        rc_buf_append(&b, "$16384\r\n", 8);
+        rc_buf_reserve(&b, 16386);
+        memset(b.p + b.len, 'x', 16384);
+        b.len += 16384;
+        rc_buf_append(&b, "\r\n", 2);
+    }
+    assert_int_equal(rc_resp_parse(&p, b.p, b.len, &used), 1);
+    assert_int_equal(p.argc, 10);
+    assert_int_equal(used, b.len);
+    /* Authenticated: the same parser takes more. */
+    p.unauth = false;
+    b.len = 0;
+    rc_buf_append(&b, "*11\r\n", 5);
+    assert_int_equal(rc_resp_parse(&p, b.p, b.len, &used), 0);
+    rc_resp_parser_free(&p);
+    rc_buf_free(&b);
+}
+
 static void test_large_bulk_incremental(void **state)
 {
     (void)state;
@@ -796,6 +852,7 @@ int main(void)
         cmocka_unit_test(test_split_points),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_unauth_limits),
         cmocka_unit_test(test_large_bulk_incremental),
         cmocka_unit_test(test_encoders),
         cmocka_unit_test(test_msg_frames),

@@ -13,7 +13,9 @@
  * is safe: the iterator already holds the next entry of the chain and the
  * bucket index to resume from. The one exception, freeing the bucket array
  * when the last entry goes, leaves nothing to visit. A table that grew large
- * and then emptied out is shrunk on the next insert instead.
+ * and then emptied out is shrunk on the next insert, or when its owner calls
+ * rc_dict_shrink() after a batch of deletes (the engine does after each
+ * unsubscribe-all and teardown slice), so its buckets do not stay at peak.
  *
  * Keys are hashed with SipHash-1-3 (the variant Redis uses) under a 128-bit
  * key taken from getrandom() once per process, so clients cannot choose
@@ -318,6 +320,16 @@ void *rc_dict_del(struct rc_dict *d, const void *key, size_t klen)
         d->nbuckets = 0;
     }
     return val;
+}
+
+void rc_dict_shrink(struct rc_dict *d)
+{
+    size_t want = d->nbuckets;
+
+    while (want > MIN_BUCKETS && d->size * 8 <= want)
+        want /= 2;
+    if (want != d->nbuckets && d->size > 0)
+        resize(d, want);
 }
 
 size_t rc_dict_size(const struct rc_dict *d)

@@ -35,6 +35,9 @@ int rc_dict_add(struct rc_dict *d, const void *key, size_t klen, void *val);
 /* Removes key; returns its value, or NULL when absent. */
 void *rc_dict_del(struct rc_dict *d, const void *key, size_t klen);
 size_t rc_dict_size(const struct rc_dict *d);
+/* Gives back bucket memory after many deletes: resizes to fit when the load
+ * is under 1/8. Not during an iteration of d (it moves entries). */
+void rc_dict_shrink(struct rc_dict *d);
 
 /* Iteration in unspecified order: init, then call next until it returns false.
  * Deleting the entry last returned is allowed; any other change ends the

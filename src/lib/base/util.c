@@ -299,6 +299,17 @@ void rc_format_sockaddr(const struct sockaddr_storage *ss, char *dst, size_t len
     }
 }
 
+int rc_hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 bool rc_strcaseeq(const char *s, size_t len, const char *lit)
 {
     return strlen(lit) == len && strncasecmp(s, lit, len) == 0;

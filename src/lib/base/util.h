@@ -88,6 +88,9 @@ bool rc_parse_memory(const char *s, uint64_t *out);
 struct sockaddr_storage;
 void rc_format_sockaddr(const struct sockaddr_storage *ss, char *dst, size_t len);
 
+/* The value of a hex digit, or -1. */
+int rc_hexval(char c);
+
 /* Case-insensitive comparison of a counted string against a C string. */
 bool rc_strcaseeq(const char *s, size_t len, const char *lit);
 

@@ -217,14 +217,54 @@ size_t rc_engine_unsubscribe_kind(struct rc_engine *e, struct rc_sink *k, enum r
         free(name);
         n++;
     }
+    rc_dict_shrink(e->tab[kind]);
     return n;
 }
 
 void rc_engine_sink_reset(struct rc_engine *e, struct rc_sink *k)
 {
-    for (int t = 0; t < RC_SUB__COUNT; t++)
+    for (int t = 0; t < RC_SUB__COUNT; t++) {
         rc_engine_unsubscribe_kind(e, k, (enum rc_sub_kind)t, NULL, NULL);
+        rc_dict_shrink(e->tab[t]);
+    }
     rc_mdata_sink_free(e, k);
+}
+
+bool rc_engine_sink_release(struct rc_engine *e, struct rc_sink *k, size_t budget)
+{
+    const char *key;
+    size_t kl;
+    void *v;
+
+    /* The sink is detached: nothing but this function changes its tables,
+     * so the saved iterator stays valid between calls (deleting the entry
+     * just returned is allowed) and no slice rescans emptied buckets. */
+    while (k->rel_kind < RC_SUB__COUNT) {
+        struct rc_dict *d = k->subs[k->rel_kind];
+        while (d && budget > 0 && rc_dict_next(d, &k->rel_it, &key, &kl, &v)) {
+            char *name = rc_xmemdup(key, kl); /* key is freed by the delete */
+            rc_engine_unsubscribe(e, k, (enum rc_sub_kind)k->rel_kind, name, kl);
+            free(name);
+            budget--;
+        }
+        if (budget == 0 && d && rc_dict_size(d) > 0)
+            return false;
+        rc_dict_shrink(e->tab[k->rel_kind]);
+        k->rel_kind++;
+        rc_dict_iter_init(&k->rel_it);
+    }
+    return true;
+}
+
+bool rc_engine_sink_detach_some(struct rc_engine *e, struct rc_sink *k, size_t budget)
+{
+    if (!k->detached) {
+        rc_mdata_sink_free(e, k);
+        k->detached = true;
+        k->rel_kind = 0;
+        rc_dict_iter_init(&k->rel_it);
+    }
+    return rc_engine_sink_release(e, k, budget);
 }
 
 void rc_engine_sink_detach(struct rc_engine *e, struct rc_sink *k)
@@ -297,6 +337,8 @@ static void fan_out(struct rc_engine *e, struct rc_chan *ch, const struct rc_msg
         if (i >= ch->n)
             continue;
         struct rc_subent *se = &ch->subs[i];
+        if (RC_UNLIKELY(se->k->detached))
+            continue; /* being released in slices (rc_engine_sink_release) */
         if (RC_UNLIKELY(md != NULL)) {
             rc_mdata_deliver(e, md, se->k, m->pat ? &f[se->sub->fmt] : NULL, m->pat, m->plen);
             continue;

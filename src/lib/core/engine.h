@@ -29,6 +29,7 @@
 #include <stdint.h>
 
 #include "codec.h"
+#include "dict.h"
 #include "msg.h"
 #include "queue.h"
 #include "util.h"
@@ -60,6 +61,9 @@ struct rc_sink {
     uint32_t nsubs;           /* subscriptions of every kind */
     struct rc_dict *subs[RC_SUB__COUNT]; /* name -> its place in the channel, created lazily */
     struct rc_msink *md;                 /* market-data side table (mdata.c), NULL when none */
+    /* rc_engine_sink_release's progress: the kind and place it resumes at. */
+    int rel_kind;
+    struct rc_dict_iter rel_it;
 };
 
 void rc_sink_init(struct rc_sink *k, const struct rc_sink_ops *ops, uint8_t fmt, uint64_t id,
@@ -113,6 +117,15 @@ size_t rc_engine_unsubscribe_kind(struct rc_engine *e, struct rc_sink *k, enum r
 /* Stops every delivery to k: drops its subscriptions and its market-data
  * state. Idempotent. */
 void rc_engine_sink_detach(struct rc_engine *e, struct rc_sink *k);
+/* Detaches k in bounded work: it receives nothing from now on (its market-
+ * data state goes at once), and at most budget of its subscriptions are
+ * removed. Returns true when none is left; otherwise call
+ * rc_engine_sink_release() until it returns true before freeing k. Channels
+ * may still count k among their subscribers (PUBLISH's receivers, NUMSUB)
+ * until its subscriptions are gone. */
+bool rc_engine_sink_detach_some(struct rc_engine *e, struct rc_sink *k, size_t budget);
+/* Removes up to budget more subscriptions of a detached k; true when none is left. */
+bool rc_engine_sink_release(struct rc_engine *e, struct rc_sink *k, size_t budget);
 /* Drops every subscription and the market-data state of k, which stays
  * usable (RESET). */
 void rc_engine_sink_reset(struct rc_engine *e, struct rc_sink *k);

@@ -650,6 +650,45 @@ void rc_mdata_deliver(struct rc_engine *e, struct rc_mdata_pub *p, struct rc_sin
     }
 }
 
+bool rc_mdata_sink_conflate(struct rc_engine *e, struct rc_sink *k)
+{
+    struct rc_dict_iter it;
+    const char *name = NULL;
+    size_t nl = 0;
+    bool any = false;
+
+    if (k->detached || !e->mdcfg->nrules)
+        return false;
+    if (k->md && k->md->episode)
+        return true;
+    /* A pattern subscription counts when its text matches a rule, the
+     * usual case of a rule written for the pattern clients use. */
+    for (int t = RC_SUB_CHANNEL; t <= RC_SUB_PATTERN && !any; t++) {
+        if (!k->subs[t])
+            continue;
+        rc_dict_iter_init(&it);
+        while (rc_dict_next(k->subs[t], &it, &name, &nl, NULL)) {
+            const struct rc_mdata_rule *r = match_rule(e, name, nl);
+            if (r && r->policy != RC_MD_STREAM) {
+                any = true;
+                break;
+            }
+        }
+    }
+    if (!any)
+        return false;
+    struct rc_msink *cs = sink_state(e, k);
+    cs->episode = true;
+    cs->episodes++;
+    e->md->st.slow_events++;
+    rc_log(e->log, RC_LOG_NOTICE,
+           "Client id=%llu addr=%s conflated early, memory is short (%llu bytes queued): "
+           "channel '%.*s' and the others of its rules",
+           (unsigned long long)k->id, k->label ? k->label : "", (unsigned long long)k->q->bytes,
+           (int)RC_MIN(nl, 64), name);
+    return true;
+}
+
 void rc_mdata_sink_drained(struct rc_engine *e, struct rc_sink *k)
 {
     if (!k->md || !k->md->episode || k->q->bytes > e->mdcfg->queue_low || k->detached)

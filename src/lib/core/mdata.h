@@ -80,6 +80,10 @@ int rc_mdata_seq_state(struct rc_engine *e, const char *chan, size_t clen, uint6
 void rc_mdata_resume_send(struct rc_engine *e, struct rc_sink *k, const char *chan, size_t clen,
                           bool can_resume, uint64_t last);
 
+/* Memory is short: starts a conflation (or drop) episode for k now if one of
+ * its subscriptions has a rule with policy=conflate or drop, so its queue
+ * stops growing with those channels. True when k is (now) in an episode. */
+bool rc_mdata_sink_conflate(struct rc_engine *e, struct rc_sink *k);
 /* k's queue shrank (the kernel took bytes): ends a conflation episode when low enough. */
 void rc_mdata_sink_drained(struct rc_engine *e, struct rc_sink *k);
 /* Appends " rc-conflated=.. rc-dropped=.. ..." for CLIENT LIST when rules exist. */

@@ -111,10 +111,8 @@ static int ep_listen(struct rc_io *io, int fd)
 static void ep_unlisten(struct rc_io *io)
 {
     struct ep_state *st = io->be_state;
-    for (int i = 0; i < st->nl; i++) {
-        close(st->lfds[i]);
-        io->stats.sys[RC_SYS_CLOSE]++;
-    }
+    for (int i = 0; i < st->nl; i++)
+        rc_io_close_listener(io, st->lfds[i]);
     st->nl = 0;
 }
 

@@ -892,7 +892,7 @@ static void stop_accepting(struct rc_io *io, struct uring_state *u, bool close_f
             queued = true;
         }
         if (close_fds)
-            count_close(io, l->fd);
+            rc_io_close_listener(io, l->fd);
         l->closed = true;
     }
     if (queued) {

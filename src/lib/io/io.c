@@ -4,6 +4,9 @@
  */
 #include "io.h"
 
+#include <sys/socket.h>
+#include <unistd.h>
+
 const char *const rc_sys_names[RC_SYS__COUNT] = {
     "io_uring_enter", "epoll_wait", "epoll_ctl", "write",      "writev", "sendmsg",
     "read",           "accept",     "close",     "setsockopt", "other",  "recvmmsg",
@@ -68,4 +71,16 @@ struct rc_io_conn *rc_io_pop_dirty(struct rc_io *io)
     if (c)
         rc_io_unmark_dirty(io, c);
     return c;
+}
+
+void rc_io_close_listener(struct rc_io *io, int fd)
+{
+    /* A socket that is no longer listening (and was bound with SO_REUSEADDR)
+     * does not block a new bind of its port; close() alone leaves it
+     * listening until the last file reference goes, which for io_uring is
+     * the ring's asynchronous teardown, after the process has exited. */
+    shutdown(fd, SHUT_RDWR);
+    close(fd);
+    io->stats.sys[RC_SYS_OTHER]++;
+    io->stats.sys[RC_SYS_CLOSE]++;
 }

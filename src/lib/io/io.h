@@ -149,5 +149,9 @@ static inline void rc_io_mark_dirty(struct rc_io *io, struct rc_io_conn *c)
 void rc_io_unmark_dirty(struct rc_io *io, struct rc_io_conn *c);
 /* Pops the next connection from the dirty list, or NULL. */
 struct rc_io_conn *rc_io_pop_dirty(struct rc_io *io);
+/* Closes a listening socket so that its port is free at once: shutdown()
+ * takes it out of the LISTEN state even while another reference to the file
+ * lives on (an io_uring request not yet torn down), then close(). */
+void rc_io_close_listener(struct rc_io *io, int fd);
 
 #endif

@@ -188,17 +188,6 @@ void rc_http_split_target(const struct rc_http_req *r, const char **path, size_t
     *qlen = q ? r->tlen - *plen - 1 : 0;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decodes p[0..n) to out; returns the decoded length. A '%' not
  * followed by two hex digits stays as it is. */
 static size_t decode(const char *p, size_t n, char *out)
@@ -208,8 +197,9 @@ static size_t decode(const char *p, size_t n, char *out)
     for (size_t i = 0; i < n; i++) {
         if (p[i] == '+') {
             out[o++] = ' ';
-        } else if (p[i] == '%' && i + 2 < n && hexval(p[i + 1]) >= 0 && hexval(p[i + 2]) >= 0) {
-            out[o++] = (char)(hexval(p[i + 1]) * 16 + hexval(p[i + 2]));
+        } else if (p[i] == '%' && i + 2 < n && rc_hexval(p[i + 1]) >= 0 &&
+                   rc_hexval(p[i + 2]) >= 0) {
+            out[o++] = (char)(rc_hexval(p[i + 1]) * 16 + rc_hexval(p[i + 2]));
             i += 2;
         } else {
             out[o++] = p[i];

@@ -173,16 +173,10 @@ static int hex4(const char *p)
 {
     int v = 0;
     for (int k = 0; k < 4; k++) {
-        char c = p[k];
-        v <<= 4;
-        if (c >= '0' && c <= '9')
-            v |= c - '0';
-        else if (c >= 'a' && c <= 'f')
-            v |= c - 'a' + 10;
-        else if (c >= 'A' && c <= 'F')
-            v |= c - 'A' + 10;
-        else
+        int d = rc_hexval(p[k]);
+        if (d < 0)
             return -1;
+        v = v << 4 | d;
     }
     return v;
 }
@@ -386,6 +380,37 @@ static bool parse_len(const char *p, size_t n, int64_t *v)
     return rc_parse_i64(p, n, v);
 }
 
+/* A JSON number (RFC 8259): -?int frac? exp? */
+static bool json_number(const char *p, size_t n)
+{
+    size_t i = 0;
+
+    if (i < n && p[i] == '-')
+        i++;
+    if (i >= n || p[i] < '0' || p[i] > '9')
+        return false;
+    if (p[i] == '0')
+        i++;
+    else
+        while (i < n && p[i] >= '0' && p[i] <= '9')
+            i++;
+    if (i < n && p[i] == '.') {
+        if (++i >= n || p[i] < '0' || p[i] > '9')
+            return false;
+        while (i < n && p[i] >= '0' && p[i] <= '9')
+            i++;
+    }
+    if (i < n && (p[i] == 'e' || p[i] == 'E')) {
+        if (++i < n && (p[i] == '+' || p[i] == '-'))
+            i++;
+        if (i >= n || p[i] < '0' || p[i] > '9')
+            return false;
+        while (i < n && p[i] >= '0' && p[i] <= '9')
+            i++;
+    }
+    return i == n;
+}
+
 static void json_str(struct rc_buf *out, const char *p, size_t n)
 {
     size_t l = rc_json_str_len(p, n);
@@ -417,17 +442,18 @@ static long to_json(const char *p, size_t n, struct rc_buf *out, int depth)
         rc_buf_appendc(out, '}');
         return (long)pos;
     case ':':
-    case '(':
-        if (!parse_len(p + 1, (size_t)l, &v) && p[0] == ':')
+        if (!parse_len(p + 1, (size_t)l, &v))
             return -EBADMSG;
         rc_buf_append(out, p + 1, (size_t)l);
         return (long)pos;
+    case '(':
     case ',':
-        /* inf and nan are not JSON numbers. */
-        if (memchr(p + 1, 'i', (size_t)l) || memchr(p + 1, 'n', (size_t)l))
-            json_str(out, p + 1, (size_t)l);
-        else
+        /* Big numbers and doubles as JSON numbers when they are plain
+         * numbers; anything else (inf, nan, junk) as a string. */
+        if (json_number(p + 1, (size_t)l))
             rc_buf_append(out, p + 1, (size_t)l);
+        else
+            json_str(out, p + 1, (size_t)l);
         return (long)pos;
     case '_': rc_buf_append(out, "null", 4); return (long)pos;
     case '#':

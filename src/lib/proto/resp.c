@@ -39,6 +39,8 @@ enum {
 
 #define ERR_MB_LEN     "ERR Protocol error: invalid multibulk length"
 #define ERR_BULK_LEN   "ERR Protocol error: invalid bulk length"
+#define ERR_UNAUTH_MB  "ERR Protocol error: unauthenticated multibulk length"
+#define ERR_UNAUTH_BLK "ERR Protocol error: unauthenticated bulk length"
 #define ERR_QUOTES     "ERR Protocol error: unbalanced quotes in request"
 #define ERR_BIG_INLINE "ERR Protocol error: too big inline request"
 #define ERR_BIG_MBULK  "ERR Protocol error: too big mbulk count string"
@@ -189,17 +191,6 @@ static bool is_space(char c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
 }
 
-static int hex_val(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int rc_resp_splitargs(const char *line, size_t n, char *out,
                       void (*word)(void *arg, size_t off, size_t len), void *arg)
 {
@@ -218,9 +209,9 @@ int rc_resp_splitargs(const char *line, size_t n, char *out,
         while (!done) {
             char c = CH(i);
             if (mode == 1) {
-                if (c == '\\' && CH(i + 1) == 'x' && hex_val(CH(i + 2)) >= 0 &&
-                    hex_val(CH(i + 3)) >= 0) {
-                    out[o++] = (char)(hex_val(CH(i + 2)) * 16 + hex_val(CH(i + 3)));
+                if (c == '\\' && CH(i + 1) == 'x' && rc_hexval(CH(i + 2)) >= 0 &&
+                    rc_hexval(CH(i + 3)) >= 0) {
+                    out[o++] = (char)(rc_hexval(CH(i + 2)) * 16 + rc_hexval(CH(i + 3)));
                     i += 4;
                 } else if (c == '\\' && CH(i + 1) != '\0') {
                     char e = CH(i + 1);
@@ -356,6 +347,8 @@ static int parse_multibulk(struct rc_resp_parser *p, const char *buf, size_t len
             return 0;
         if (!parse_ll(buf + 1, cr - 1, &ll) || (ll > 0 && (uint64_t)ll > p->lim.max_multibulk))
             return fail(p, ERR_MB_LEN);
+        if (p->unauth && ll > RC_RESP_UNAUTH_MULTIBULK)
+            return fail(p, ERR_UNAUTH_MB);
         p->pos = cr + 2;
         if (ll <= 0) {
             *consumed = p->pos;
@@ -392,6 +385,8 @@ static int parse_multibulk(struct rc_resp_parser *p, const char *buf, size_t len
             if (!parse_ll(buf + p->pos + 1, cr - p->pos - 1, &ll) || ll < 0 ||
                 (uint64_t)ll > p->lim.max_bulk)
                 return fail(p, ERR_BULK_LEN);
+            if (p->unauth && ll > RC_RESP_UNAUTH_BULK)
+                return fail(p, ERR_UNAUTH_BLK);
             p->pos = cr + 2;
             p->bulk_len = ll;
             p->state = ST_BULK_DATA;

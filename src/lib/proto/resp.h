@@ -28,8 +28,18 @@ struct rc_resp_limits {
 
 void rc_resp_limits_default(struct rc_resp_limits *lim);
 
+/* Redis's limits for a client that has not authenticated yet (networking.c,
+ * processMultibulkBuffer, since 6.2.6): larger requests are refused before
+ * their bytes are buffered, so a client without the password cannot make
+ * the server hold more than about 10 x 16 KiB for it. */
+#define RC_RESP_UNAUTH_MULTIBULK 10
+#define RC_RESP_UNAUTH_BULK      16384
+
 struct rc_resp_parser {
     struct rc_resp_limits lim;
+    /* Set by the caller while the client has not authenticated: the
+     * RC_RESP_UNAUTH_* limits apply, with Redis's "unauthenticated" errors. */
+    bool unauth;
     /* Result of the last rc_resp_parse() that returned 1. */
     int argc;
     const char **argv;

@@ -60,6 +60,9 @@ void rc_reply_unknown_sub(struct rc_server *s, const char *cmd, const char *sub,
 /* cmd_pubsub.c */
 rc_cmd_fn rc_cmd_subscribe, rc_cmd_unsubscribe, rc_cmd_psubscribe, rc_cmd_punsubscribe;
 rc_cmd_fn rc_cmd_ssubscribe, rc_cmd_sunsubscribe, rc_cmd_publish, rc_cmd_spublish, rc_cmd_pubsub;
+/* max-name-len: true when name may be subscribed or published to, else
+ * replies with the error and returns false. */
+bool rc_pubsub_name_ok(struct rc_server *s, const char *name, size_t len);
 /* Subscribes c to one channel and queues the confirmation (no mdata
  * snapshot); returns false when it already was. */
 bool rc_pubsub_subscribe_channel(struct rc_server *s, struct rc_conn *c, const char *name,
@@ -73,7 +76,7 @@ rc_cmd_fn rc_cmd_info;
 
 /* commands.c */
 rc_cmd_fn rc_cmd_ping, rc_cmd_echo, rc_cmd_quit, rc_cmd_reset, rc_cmd_hello, rc_cmd_auth;
-rc_cmd_fn rc_cmd_select, rc_cmd_client, rc_cmd_command, rc_cmd_config;
+rc_cmd_fn rc_cmd_select, rc_cmd_client, rc_cmd_command, rc_cmd_config, rc_cmd_shutdown;
 /* Appends the CLIENT LIST line of c (with trailing '\n') to b. */
 void rc_client_info_line(struct rc_server *s, struct rc_conn *c, struct rc_buf *b);
 

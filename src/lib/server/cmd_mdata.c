@@ -35,7 +35,11 @@ void rc_cmd_rc_lastp(struct rc_server *s, struct rc_conn *c, const struct rc_req
     size_t n;
 
     if (r->argc == 4 && rc_strcaseeq(r->argv[2], r->argvlen[2], "count")) {
-        if (!rc_parse_i64(r->argv[3], r->argvlen[3], &count) || count < 1) {
+        if (!rc_parse_i64(r->argv[3], r->argvlen[3], &count)) {
+            rc_resp_error(&s->rbuf, "ERR value is not an integer or out of range");
+            return;
+        }
+        if (count < 1) {
             rc_resp_error(&s->rbuf, "ERR value is out of range, must be positive");
             return;
         }
@@ -93,6 +97,8 @@ void rc_cmd_rc_resume(struct rc_server *s, struct rc_conn *c, const struct rc_re
     uint64_t epoch, last, cur_epoch, cur_seq;
     bool ok;
 
+    if (!rc_pubsub_name_ok(s, chan, clen))
+        return;
     if (!parse_u64(r->argv[2], r->argvlen[2], &epoch) ||
         !parse_u64(r->argv[3], r->argvlen[3], &last)) {
         rc_resp_error(&s->rbuf, "ERR epoch and sequence must be non-negative integers");

@@ -45,9 +45,22 @@ static void confirm(struct rc_server *s, struct rc_conn *c, enum rc_sub_kind t, 
     rc_resp_int(&s->rbuf, (int64_t)sub_count(c, t));
 }
 
+bool rc_pubsub_name_ok(struct rc_server *s, const char *name, size_t len)
+{
+    if (!s->cfg.max_name_len || len <= s->cfg.max_name_len)
+        return true;
+    rc_resp_errorf(&s->rbuf, "ERR channel or pattern name longer than max-name-len (%llu bytes)",
+                   (unsigned long long)s->cfg.max_name_len);
+    return false;
+}
+
 static void do_subscribe(struct rc_server *s, struct rc_conn *c, const struct rc_req *r,
                          enum rc_sub_kind t)
 {
+    /* All or nothing: one name too long refuses the whole command. */
+    for (int i = 1; i < r->argc; i++)
+        if (!rc_pubsub_name_ok(s, r->argv[i], r->argvlen[i]))
+            return;
     for (int i = 1; i < r->argc; i++) {
         bool added = rc_engine_subscribe(s->eng, &c->sink, t, r->argv[i], r->argvlen[i]);
         confirm(s, c, t, true, r->argv[i], r->argvlen[i]);
@@ -127,6 +140,8 @@ void rc_cmd_sunsubscribe(struct rc_server *s, struct rc_conn *c, const struct rc
 
 void rc_cmd_publish(struct rc_server *s, struct rc_conn *c, const struct rc_req *r)
 {
+    if (!rc_pubsub_name_ok(s, r->argv[1], r->argvlen[1]))
+        return;
     uint64_t n =
         rc_engine_publish(s->eng, false, r->argv[1], r->argvlen[1], r->argv[2], r->argvlen[2]);
     rc_resp_int(&s->rbuf, (int64_t)n);
@@ -134,6 +149,8 @@ void rc_cmd_publish(struct rc_server *s, struct rc_conn *c, const struct rc_req 
 
 void rc_cmd_spublish(struct rc_server *s, struct rc_conn *c, const struct rc_req *r)
 {
+    if (!rc_pubsub_name_ok(s, r->argv[1], r->argvlen[1]))
+        return;
     uint64_t n =
         rc_engine_publish(s->eng, true, r->argv[1], r->argvlen[1], r->argv[2], r->argvlen[2]);
     rc_resp_int(&s->rbuf, (int64_t)n);

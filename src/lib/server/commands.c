@@ -5,7 +5,7 @@
  * container command), wrong arity, NOAUTH, then the RESP2 subscribed-context
  * rule. QUIT answers +OK and closes after the reply. The pub/sub commands live
  * in cmd_pubsub.c and INFO in info.c; this file holds the rest: PING, ECHO, QUIT,
- * RESET, HELLO, AUTH, SELECT, CLIENT, COMMAND and CONFIG.
+ * RESET, HELLO, AUTH, SELECT, CLIENT, COMMAND, CONFIG and SHUTDOWN.
  *
  * SPDX-License-Identifier: BSD-3-Clause
  */
@@ -133,6 +133,9 @@ const struct rc_cmd rc_cmds[] = {
      "noscript loading stale fast no_auth allow_busy", NULL},
     {"select", 2, 0, rc_cmd_select, "Changes the selected database.", "1.0.0", "connection",
      "loading stale fast", NULL},
+    {"shutdown", -1, 0, rc_cmd_shutdown,
+     "Stops accepting work, flushes queued output and shuts down the server.", "1.0.0", "server",
+     "admin noscript loading stale no_multi allow_busy", NULL},
     {"spublish", 3, 0, rc_cmd_spublish, "Post a message to a shard channel", "7.0.0", "pubsub",
      "pubsub loading stale fast may_replicate", NULL},
     {"ssubscribe", -2, PS, rc_cmd_ssubscribe, "Listens for messages published to shard channels.",
@@ -296,6 +299,45 @@ void rc_cmd_reset(struct rc_server *s, struct rc_conn *c, const struct rc_req *r
     if (s->cfg.requirepass)
         c->io.flags &= ~RC_CONN_AUTHED;
     rc_resp_simple(&s->rbuf, "RESET");
+}
+
+/* SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT], parsed as Redis 7.0 does.
+ * ringcast keeps no data on disk, so SAVE and NOSAVE are accepted and do
+ * nothing, and FORCE has no error to ignore. The server then shuts down as
+ * on SIGTERM: it stops accepting and running requests and drains queued
+ * output for up to shutdown-timeout; NOW skips the drain. Like Redis, the
+ * client gets no reply: the connection closes when the server exits. ABORT
+ * can never find a shutdown to cancel, because no request runs once one
+ * has begun. */
+void rc_cmd_shutdown(struct rc_server *s, struct rc_conn *c, const struct rc_req *r)
+{
+    bool save = false, nosave = false, now = false, force = false, abort_req = false;
+
+    for (int i = 1; i < r->argc; i++) {
+        const char *a = r->argv[i];
+        size_t n = r->argvlen[i];
+        if (rc_strcaseeq(a, n, "nosave"))
+            nosave = true;
+        else if (rc_strcaseeq(a, n, "save"))
+            save = true;
+        else if (rc_strcaseeq(a, n, "now"))
+            now = true;
+        else if (rc_strcaseeq(a, n, "force"))
+            force = true;
+        else if (rc_strcaseeq(a, n, "abort"))
+            abort_req = true;
+        else
+            return rc_resp_error(&s->rbuf, "ERR syntax error");
+    }
+    if ((abort_req && (save || nosave || now || force)) || (save && nosave))
+        return rc_resp_error(&s->rbuf, "ERR syntax error");
+    if (abort_req)
+        return rc_resp_error(&s->rbuf, "ERR No shutdown in progress.");
+    rc_log(&s->log, RC_LOG_WARNING, "User requested shutdown... (client id=%llu addr=%s%s)",
+           (unsigned long long)c->io.id, c->addr, now ? ", NOW: no drain" : "");
+    s->stop_now = now;
+    s->stop_by_user = true;
+    rc_server_request_stop(s);
 }
 
 /* Constant-time comparison so the reply time does not leak the password. */
@@ -807,6 +849,15 @@ static void config_set(struct rc_server *s, const struct rc_req *r)
         size_t nl = RC_MIN(r->argvlen[i], sizeof(name) - 1);
         memcpy(name, r->argv[i], nl);
         name[nl] = '\0';
+        if (!memchr(r->argv[i], '\0', r->argvlen[i]) && rc_config_exists(name) &&
+            !rc_config_runtime(name)) {
+            /* Redis 7.0's reply for an immutable setting. */
+            rc_resp_errorf(&s->rbuf,
+                           "ERR CONFIG SET failed (possibly related to argument '%s') - can't "
+                           "set immutable config",
+                           name);
+            return;
+        }
         if (memchr(r->argv[i], '\0', r->argvlen[i]) || !rc_config_runtime(name)) {
             rc_resp_errorf(&s->rbuf,
                            "ERR Unknown option or number of arguments for CONFIG SET - "
@@ -849,6 +900,7 @@ static void config_set(struct rc_server *s, const struct rc_req *r)
     rc_config_free_rules(&tmp);
     if (mdata)
         rc_mdata_reconfigure(s->eng);
+    rc_mem_apply_cfg(s);
     rc_resp_simple(&s->rbuf, "OK");
 }
 

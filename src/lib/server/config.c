@@ -437,7 +437,9 @@ static int rule_option(struct rc_mdata_rule *r, const char *w, char *err, size_t
     } else if (kl == 7 && !strncasecmp(w, "history", 7) && num && n <= 1000000) {
         r->history = (uint32_t)n;
         r->seq |= n > 0;
-    } else if (kl == 4 && !strncasecmp(w, "rate", 4) && num && n <= 1000) {
+    } else if (kl == 4 && !strncasecmp(w, "rate", 4) && num && n >= 1 && n <= 1000) {
+        /* rate=0 would read as "no messages at all" but meant "no cap":
+         * refused rather than silently doing nothing. */
         r->rate = (uint32_t)n;
     } else if (kl == 6 && !strncasecmp(w, "policy", 6) && !strcasecmp(v, "stream")) {
         r->policy = RC_MD_STREAM;
@@ -448,7 +450,7 @@ static int rule_option(struct rc_mdata_rule *r, const char *w, char *err, size_t
     } else {
         seterr(err, errlen,
                "invalid mdata-rule option '%.64s' (expected last, seq, ttl=<secs>, "
-               "history=<0-1000000>, rate=<0-1000>, policy=stream|conflate|drop or off)",
+               "history=<0-1000000>, rate=<1-1000>, policy=stream|conflate|drop or off)",
                w);
         return -EINVAL;
     }
@@ -582,9 +584,17 @@ void rc_config_dup_rules(struct rc_config *c)
     c->md.rules = r;
 }
 
+static const struct setting *lookup(const char *name);
+
 bool rc_config_runtime(const char *name)
 {
-    return !strncasecmp(name, "mdata-", 6);
+    return !strncasecmp(name, "mdata-", 6) || !strcasecmp(name, "maxmemory") ||
+           !strcasecmp(name, "max-name-len");
+}
+
+bool rc_config_exists(const char *name)
+{
+    return lookup(name) != NULL;
 }
 
 /* ---- Specials: udp-source, udp-arbitrate (udp.c, docs/udp.md) ---- */
@@ -697,6 +707,8 @@ static const struct setting settings[] = {
     MEM("proto-max-bulk-len", proto_max_bulk_len, "512mb", 1 * MB, LLONG_MAX),
     U64("proto-max-multibulk-len", proto_max_multibulk_len, "2147483647", 1, INT_MAX),
     MEM("client-query-buffer-limit", client_query_buffer_limit, "1gb", 1 * MB, LLONG_MAX),
+    MEM("maxmemory", maxmemory, "0", 0, LLONG_MAX),
+    U64("max-name-len", max_name_len, "1024", 0, INT_MAX),
     U64("timeout", timeout, "0", 0, INT_MAX),
     ENUM("io", io, "uring", &io_enum),
     U64("tick-us", tick_us, "0", 0, 1000000),

@@ -57,6 +57,8 @@ struct rc_config {
     uint64_t proto_max_bulk_len;        /* "proto-max-bulk-len" [512mb] */
     uint64_t proto_max_multibulk_len;   /* "proto-max-multibulk-len" [2147483647] */
     uint64_t client_query_buffer_limit; /* "client-query-buffer-limit" [1gb] */
+    uint64_t maxmemory;                 /* "maxmemory" bytes, 0 = half the RAM [0] */
+    uint64_t max_name_len;              /* "max-name-len" channel/pattern bytes, 0 = none [1024] */
     uint64_t timeout;                   /* "timeout" idle seconds, 0 = never [0] */
     enum rc_io_kind io;                 /* "io" uring|epoll|naive [uring] */
     uint64_t tick_us;                   /* "tick-us" accumulation window [0] */
@@ -84,6 +86,8 @@ void rc_config_dup_rules(struct rc_config *c);
 void rc_config_free_rules(struct rc_config *c);
 /* True for the settings CONFIG SET may change at run time. */
 bool rc_config_runtime(const char *name);
+/* True for any setting of the table (case-insensitive). */
+bool rc_config_exists(const char *name);
 
 /* Fills defaults. */
 void rc_config_init(struct rc_config *c);

@@ -208,6 +208,12 @@ static bool origin_ok(struct rc_server *s, const struct rc_http_req *r)
     return ol == hl && !strncasecmp(o, h, hl);
 }
 
+static void deny_auth(struct rc_server *s, struct rc_conn *c)
+{
+    fail(s, c, 401, "WWW-Authenticate: Bearer realm=\"ringcast\"\r\n",
+         "NOAUTH Authentication required: Authorization: Bearer <password> or ?auth=<password>");
+}
+
 /* Access-Control-Allow-Origin for an allowed browser Origin. */
 static void cors_headers(const struct rc_http_req *r, struct rc_buf *b)
 {
@@ -303,18 +309,20 @@ static void sse_start(struct rc_server *s, struct rc_conn *c, const struct rc_ht
     uint64_t epoch = 0, seq = 0;
     bool resuming = false;
 
-    while (rc_http_query_next(q, ql, &pos, dec, &k, &kl, &v, &vl))
-        if ((kl == 7 && !memcmp(k, "channel", 7)) || (kl == 7 && !memcmp(k, "pattern", 7)))
-            nsub++;
+    while (rc_http_query_next(q, ql, &pos, dec, &k, &kl, &v, &vl)) {
+        if (!(kl == 7 && (!memcmp(k, "channel", 7) || !memcmp(k, "pattern", 7))))
+            continue;
+        if (s->cfg.max_name_len && vl > s->cfg.max_name_len)
+            return fail(s, c, 400, NULL, "a channel or pattern name is longer than max-name-len");
+        nsub++;
+    }
     if (!nsub)
         return fail(s, c, 400, NULL,
                     "GET /events needs at least one channel=<name> or pattern=<glob>");
     if (!origin_ok(s, r))
         return fail(s, c, 403, NULL, "Origin not allowed (http-allowed-origins)");
     if (!authorized(s, r, q, ql, dec))
-        return fail(s, c, 401, "WWW-Authenticate: Bearer realm=\"ringcast\"\r\n",
-                    "NOAUTH Authentication required: Authorization: Bearer <password> or "
-                    "?auth=<password>");
+        return deny_auth(s, c);
     v = rc_http_header(r, "last-event-id", &vl);
     if (v && vl)
         resuming = parse_event_id(v, vl, &epoch, &seq);
@@ -533,9 +541,7 @@ static void ws_start(struct rc_server *s, struct rc_conn *c, const struct rc_htt
     if (!origin_ok(s, r))
         return fail(s, c, 403, NULL, "Origin not allowed (http-allowed-origins)");
     if (!authorized(s, r, q, ql, dec))
-        return fail(s, c, 401, "WWW-Authenticate: Bearer realm=\"ringcast\"\r\n",
-                    "NOAUTH Authentication required: Authorization: Bearer <password> or "
-                    "?auth=<password>");
+        return deny_auth(s, c);
     n = snprintf(head, sizeof(head),
                  "HTTP/1.1 101 Switching Protocols\r\nServer: ringcast\r\nUpgrade: websocket\r\n"
                  "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",

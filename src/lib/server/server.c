@@ -76,6 +76,7 @@ struct rc_server *rc_server_new(const struct rc_config *cfg)
     s->io.host = &host_ops;
     s->io.log = &s->log;
     rc_server_sync_io_cfg(s);
+    rc_mem_apply_cfg(s);
     s->next_id = 1;
     s->start_ms = rc_now_ms();
     s->start_wall_us = rc_wall_us();
@@ -261,7 +262,9 @@ static bool all_flushed(struct rc_server *s)
 int rc_server_run(struct rc_server *s)
 {
     for (;;) {
-        s->io.be->poll(&s->io, s->stopping ? 10 : 100);
+        bool releasing = rc_server_release_tick(s);
+        s->io.be->poll(&s->io, releasing ? 0 : s->stopping ? 10 : 100);
+        rc_mem_check(s, false); /* UDP sources publish outside rc_conn_input */
         uint64_t now = rc_now_ms();
         if (now - s->last_cron_ms >= 100) {
             s->last_cron_ms = now;
@@ -269,8 +272,9 @@ int rc_server_run(struct rc_server *s)
         }
         if (!s->stopping && atomic_load_explicit(&s->stop_requested, memory_order_relaxed)) {
             s->stopping = s->io.stopping = true;
-            s->stop_deadline_ms = now + s->cfg.shutdown_timeout * 1000;
-            rc_log(&s->log, RC_LOG_WARNING, "Received signal, scheduling shutdown...");
+            s->stop_deadline_ms = s->stop_now ? now : now + s->cfg.shutdown_timeout * 1000;
+            if (!s->stop_by_user)
+                rc_log(&s->log, RC_LOG_WARNING, "Received signal, scheduling shutdown...");
             s->io.be->unlisten(&s->io);
             s->nlisten = 0;
         }
@@ -278,8 +282,9 @@ int rc_server_run(struct rc_server *s)
             if (all_flushed(s))
                 break;
             if (now >= s->stop_deadline_ms) {
-                rc_log(&s->log, RC_LOG_WARNING,
-                       "Shutdown deadline reached with output still queued");
+                if (!s->stop_now)
+                    rc_log(&s->log, RC_LOG_WARNING,
+                           "Shutdown deadline reached with output still queued");
                 break;
             }
         }
@@ -299,6 +304,9 @@ void rc_server_free(struct rc_server *s)
     else
         for (int i = 0; i < s->nlisten; i++)
             close(s->listen_fds[i]);
+    /* Clients whose subscriptions were still being released in slices. */
+    while (rc_server_release_tick(s))
+        ;
     /* The backend tore every connection down; anything left was never
      * handed to a backend (start failed). */
     while (s->io.head) {
@@ -385,6 +393,7 @@ struct rc_conn *rc_conn_accepted(struct rc_server *s, int fd)
     rc_resp_parser_init(&c->parser, &lim);
     if (!s->cfg.requirepass)
         c->io.flags |= RC_CONN_AUTHED;
+    c->parser.unauth = !(c->io.flags & RC_CONN_AUTHED);
 
     sl = sizeof(ss);
     memset(&ss, 0, sizeof(ss));
@@ -474,13 +483,24 @@ static size_t process(struct rc_server *s, struct rc_conn *c, const char *buf, s
         if (c->parser.argc > 0) {
             struct rc_req req = {c->parser.argc, c->parser.argv, c->parser.argvlen};
             rc_cmd_execute(s, c, &req);
+            /* AUTH, HELLO AUTH and RESET change it between two requests. */
+            c->parser.unauth = !(c->io.flags & RC_CONN_AUTHED);
         }
     }
     return pos;
 }
 
+/* Frees c's query buffer, keeping the server's count of them. */
+static void qbuf_release(struct rc_server *s, struct rc_conn *c)
+{
+    s->mem_qbuf -= c->qbuf.cap;
+    rc_buf_free(&c->qbuf);
+}
+
 void rc_conn_input(struct rc_server *s, struct rc_conn *c, const char *buf, size_t n)
 {
+    size_t qcap = c->qbuf.cap;
+
     if (c->io.flags & (RC_IO_CLOSE_ASAP | RC_IO_CLOSE_AFTER_REPLY | RC_IO_UNLINKED))
         return;
     /* Shutting down: run no new requests, so that a steady publisher cannot
@@ -500,10 +520,13 @@ void rc_conn_input(struct rc_server *s, struct rc_conn *c, const char *buf, size
         size_t used = process(s, c, c->qbuf.p, c->qbuf.len);
         rc_buf_consume(&c->qbuf, used);
     }
+    s->mem_qbuf += c->qbuf.cap - qcap;
     if (c->qbuf.len > s->cfg.client_query_buffer_limit)
         query_limit_exceeded(s, c, c->qbuf.len);
     else if (c->qbuf.len == 0 && c->qbuf.cap > 4 * 1024 * 1024)
-        rc_buf_free(&c->qbuf); /* give back the memory of a very large request */
+        qbuf_release(s, c); /* give back the memory of a very large request */
+    /* Publishing is what allocates: check the ceiling after each read. */
+    rc_mem_check(s, false);
 }
 
 static void conn_sent(struct rc_server *s, struct rc_conn *c, size_t n)
@@ -530,6 +553,42 @@ void rc_conn_mark_dirty(struct rc_server *s, struct rc_conn *c)
     rc_io_dirty_append(&s->io, &c->io);
 }
 
+/* Detaches c from the engine, leaving what one slice cannot do to
+ * rc_server_release_tick. */
+static void conn_detach(struct rc_server *s, struct rc_conn *c)
+{
+    if (c->io.flags & RC_CONN_RELEASING)
+        return;
+    if (rc_engine_sink_detach_some(s->eng, &c->sink, RC_TEARDOWN_SLICE))
+        return;
+    c->io.flags |= RC_CONN_RELEASING;
+    c->rel_next = s->releasing;
+    s->releasing = c;
+}
+
+static void conn_free_now(struct rc_server *s, struct rc_conn *c);
+
+bool rc_server_release_tick(struct rc_server *s)
+{
+    size_t budget = RC_TEARDOWN_SLICE;
+    struct rc_conn **pp = &s->releasing;
+
+    while (*pp && budget > 0) {
+        struct rc_conn *c = *pp;
+        size_t before = c->sink.nsubs;
+        bool done = rc_engine_sink_release(s->eng, &c->sink, budget);
+        size_t did = before - c->sink.nsubs;
+        budget = did >= budget ? 0 : budget - did;
+        if (!done)
+            break;
+        *pp = c->rel_next;
+        c->io.flags &= ~RC_CONN_RELEASING;
+        if (c->io.flags & RC_CONN_FREE_WAIT)
+            conn_free_now(s, c);
+    }
+    return s->releasing != NULL;
+}
+
 void rc_conn_unlink(struct rc_server *s, struct rc_conn *c, const char *reason)
 {
     if (c->io.flags & RC_IO_UNLINKED)
@@ -537,7 +596,7 @@ void rc_conn_unlink(struct rc_server *s, struct rc_conn *c, const char *reason)
     c->io.flags |= RC_IO_UNLINKED;
     rc_log(&s->log, RC_LOG_VERBOSE, "Client closed connection id=%llu addr=%s (%s)",
            (unsigned long long)c->io.id, c->addr, reason ? reason : "closed");
-    rc_engine_sink_detach(s->eng, &c->sink);
+    conn_detach(s, c);
     rc_io_unlink(&s->io, &c->io);
     s->nclients--;
     rc_queue_drop_unsent(&c->io.out);
@@ -546,10 +605,20 @@ void rc_conn_unlink(struct rc_server *s, struct rc_conn *c, const char *reason)
 void rc_conn_free(struct rc_server *s, struct rc_conn *c)
 {
     assert(c->io.flags & RC_IO_UNLINKED);
+    if (c->io.flags & RC_CONN_RELEASING) {
+        /* Channels still point at its sink: free it with the last slice. */
+        c->io.flags |= RC_CONN_FREE_WAIT;
+        return;
+    }
+    conn_free_now(s, c);
+}
+
+static void conn_free_now(struct rc_server *s, struct rc_conn *c)
+{
     rc_sink_free(&c->sink);
     rc_http_free(c);
     rc_queue_free(&c->io.out);
-    rc_buf_free(&c->qbuf);
+    qbuf_release(s, c);
     rc_resp_parser_free(&c->parser);
     free(c->name);
     free(c->lib_name);
@@ -563,7 +632,7 @@ void rc_conn_close_asap(struct rc_server *s, struct rc_conn *c, const char *why)
         return;
     c->io.flags |= RC_IO_CLOSE_ASAP;
     /* Stop it receiving anything more right now; the backend closes it. */
-    rc_engine_sink_detach(s->eng, &c->sink);
+    conn_detach(s, c);
     rc_queue_drop_unsent(&c->io.out);
     rc_conn_mark_dirty(s, c);
 }
@@ -702,6 +771,7 @@ void rc_server_cron(struct rc_server *s)
     struct rc_io_conn *ic, *next;
 
     rc_engine_cron(s->eng, now);
+    rc_mem_check(s, true);
     for (ic = s->io.head; ic; ic = next) {
         struct rc_conn *c = rc_conn_of(ic);
         next = ic->next;
@@ -712,7 +782,7 @@ void rc_server_cron(struct rc_server *s)
         /* Like Redis, a query buffer grown by a large request is given
          * back once the client has been idle for a while. */
         if (c->qbuf.len == 0 && c->qbuf.cap > 64 * 1024 && now - c->last_ms > 2000)
-            rc_buf_free(&c->qbuf);
+            qbuf_release(s, c);
         if (s->cfg.timeout && !rc_conn_subscribed(c) && !(c->io.flags & RC_IO_CLOSE_ASAP) &&
             now - c->last_ms > s->cfg.timeout * 1000) {
             rc_log(&s->log, RC_LOG_VERBOSE, "Closing idle client id=%llu addr=%s",

@@ -46,10 +46,19 @@ struct rc_stats {
     uint64_t bytes_in;
     uint64_t obuf_disconnects; /* clients dropped by the output limit */
     uint64_t proto_errors;
+    uint64_t maxmemory_disconnects; /* clients dropped by the memory ceiling */
+    uint64_t maxmemory_conflations; /* clients left to conflation by it */
 };
 
 /* Connection flags beyond the io ones (io.h keeps bits below 16). */
-#define RC_CONN_AUTHED (1u << 16) /* passed AUTH (or no password set) */
+#define RC_CONN_AUTHED    (1u << 16) /* passed AUTH (or no password set) */
+#define RC_CONN_RELEASING (1u << 17) /* subscriptions still being released in slices */
+#define RC_CONN_FREE_WAIT (1u << 18) /* the backend is done with it: free once released */
+
+/* Subscriptions released per loop iteration for closing clients, in all:
+ * about 1.5 us each, so one client's exit holds the others up for a few
+ * milliseconds at most (docs/robustness.md, "Teardown"). */
+#define RC_TEARDOWN_SLICE 2048
 
 /* How a connection speaks: RESP, or HTTP and what a request upgraded it to. */
 enum rc_transport {
@@ -75,9 +84,11 @@ struct rc_conn {
     char addr[64];  /* "ip:port" of the peer */
     char laddr[64]; /* "ip:port" of our side */
     uint64_t ctime_ms;
-    uint64_t last_ms;       /* last interaction */
-    uint64_t soft_since_ms; /* over the soft output limit since, 0 = not */
-    const char *last_cmd;   /* static name of the last command (CLIENT LIST cmd=) */
+    uint64_t last_ms;          /* last interaction */
+    uint64_t soft_since_ms;    /* over the soft output limit since, 0 = not */
+    const char *last_cmd;      /* static name of the last command (CLIENT LIST cmd=) */
+    uint64_t mem_conflated_at; /* queued bytes when maxmemory left it to conflation, 0 = not */
+    struct rc_conn *rel_next;  /* on the server's release list (RC_CONN_RELEASING) */
     uint64_t tot_cmds;
 };
 
@@ -106,11 +117,20 @@ struct rc_server {
     bool stopping;              /* shutdown in progress */
     atomic_bool stop_requested; /* set from signal handlers and other threads */
     uint64_t stop_deadline_ms;
+    bool stop_by_user; /* SHUTDOWN rather than a signal (for the log) */
+    bool stop_now;     /* SHUTDOWN NOW: exit without draining queued output */
     char run_id[41];
     char *config_file; /* absolute path, for INFO */
     char *executable;
     struct rc_udp *udp;           /* UDP feed sources (udp.c), NULL when none */
     struct rc_http_scratch *http; /* http.c: scratch for the HTTP port */
+    /* The memory ceiling (memory.c). */
+    uint64_t maxmemory;        /* effective ceiling in bytes */
+    uint64_t machine_mem;      /* RAM (or cgroup limit) seen at start, for the automatic ceiling */
+    uint64_t mem_peak;         /* highest used_memory seen */
+    uint64_t mem_scan_at;      /* used_memory of the last scan that found nothing to cut */
+    uint64_t mem_qbuf;         /* bytes allocated for query buffers */
+    struct rc_conn *releasing; /* closed clients whose subscriptions go in slices */
 };
 
 static inline struct rc_server *rc_server_of(struct rc_io *io)
@@ -174,6 +194,28 @@ void rc_conn_flush_reply(struct rc_server *s, struct rc_conn *c);
 void rc_conn_push_bytes(struct rc_server *s, struct rc_conn *c, const void *p, size_t n);
 /* Schedules c to be closed as soon as possible (output dropped). */
 void rc_conn_close_asap(struct rc_server *s, struct rc_conn *c, const char *why);
+
+/* ---- Memory ceiling (memory.c) ---- */
+
+/* What used_memory is made of. */
+struct rc_mem_usage {
+    uint64_t slabs, free_slabs, mdata, qbuf, clients;
+    uint64_t used; /* their sum */
+};
+void rc_mem_usage(struct rc_server *s, struct rc_mem_usage *u);
+/* used_memory (also updates the peak). */
+uint64_t rc_mem_used(struct rc_server *s);
+/* Computes the effective ceiling from cfg.maxmemory (0 = half the RAM). */
+void rc_mem_apply_cfg(struct rc_server *s);
+/* Enforces the ceiling: past it, the largest backlogs are conflated or cut.
+ * force: scan even if the last scan found nothing (cron). */
+void rc_mem_check(struct rc_server *s, bool force);
+/* INFO "memory" section. */
+void rc_mem_info(struct rc_server *s, struct rc_buf *b);
+
+/* Releases the next slice of closed clients' subscriptions; true while any
+ * is left (the loop then does not sleep). */
+bool rc_server_release_tick(struct rc_server *s);
 
 /* Periodic work (output-limit timers, idle timeouts); called about every 100 ms. */
 void rc_server_cron(struct rc_server *s);
