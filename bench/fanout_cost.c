@@ -24,15 +24,15 @@
 #include "server.h"
 
 #ifdef RC_FLAT_LIB
-#define OUTQ(c)         (&(c)->out)
-#define SENT(s, c, n)   rc_conn_sent((s), (c), (n))
-#define DELIVERIES(s)   ((s)->stats.deliveries)
-#define NO_HTTP(cfg)    ((void)0)
+#define OUTQ(c)       (&(c)->out)
+#define SENT(s, c, n) rc_conn_sent((s), (c), (n))
+#define DELIVERIES(s) ((s)->stats.deliveries)
+#define NO_HTTP(cfg)  ((void)0)
 #else
-#define OUTQ(c)         (&(c)->io.out)
-#define SENT(s, c, n)   (s)->io.host->sent(&(s)->io, &(c)->io, (n))
-#define DELIVERIES(s)   (rc_engine_stats((s)->eng)->deliveries)
-#define NO_HTTP(cfg)    ((cfg)->http_port = 0)
+#define OUTQ(c)       (&(c)->io.out)
+#define SENT(s, c, n) (s)->io.host->sent(&(s)->io, &(c)->io, (n))
+#define DELIVERIES(s) (rc_engine_stats((s)->eng)->deliveries)
+#define NO_HTTP(cfg)  ((cfg)->http_port = 0)
 #endif
 
 static void drain(struct rc_server *s, struct rc_conn *c)

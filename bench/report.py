@@ -90,7 +90,19 @@ def summarize(recs):
          if r.get("bench_sub_cpu_s") is not None and r.get("duration")] or [0])
     for f in ORDER_FIELDS:
         s[f] = max((r.get(f) or 0) for r in recs)
+    # A run that lost, reordered or never delivered messages measured something
+    # else than the scenario: every target it touches is INVALID, never met.
+    s["invalid"] = sum(1 for r in recs if invalid_reason(r))
     return s
+
+
+def invalid_reason(r):
+    """Why one RESULT cannot count (empty string: it can)."""
+    bad = [f"{f} {r[f]:,}" for f in ORDER_FIELDS if r.get(f)]
+    if r.get("expected") is not None and r.get("deliveries") is not None \
+            and r["deliveries"] != r["expected"]:
+        bad.append(f"undelivered {r['expected'] - r['deliveries']:,}")
+    return ", ".join(bad)
 
 
 def fmt_num(v, digits=0):
@@ -198,6 +210,9 @@ def commands_block(cmds, scen):
             "", "```sh"] + out + ["```", "", "</details>"]
 
 
+INVALID = "invalid"  # a target row whose runs lost or reordered messages
+
+
 def targets(results, ours="uring"):
     """[(scenario, target text, measured text, pass?)] for ringcastd (ours) vs Redis."""
     rows = []
@@ -206,6 +221,13 @@ def targets(results, ours="uring"):
         return results.get((server, scen))
 
     def add(scen, text, value, ok, shown):
+        u, r = get(ours, scen), get("redis", scen)
+        bad = [f"{w}: {x['invalid']} of {x['runs']} run(s)" for w, x in ((ours, u), ("redis", r))
+               if x and x.get("invalid")]
+        if bad:
+            rows.append((scen, text, (shown if value is not None else "n/a") +
+                         " (lost/undelivered/reordered in " + "; ".join(bad) + ")", INVALID))
+            return
         rows.append((scen, text, shown if value is not None else "n/a",
                      None if value is None else ok(value)))
 
@@ -236,7 +258,7 @@ def targets(results, ours="uring"):
         add(scen, "syscalls per delivery <= 1/20 of Redis's", v, lambda x: x <= 0.05,
             f"{v:.4f}x" if v is not None else "n/a")
         bad = sum(u[f] for f in ("gaps", "dups", "reorders", "misrouted"))
-        add(scen, "zero gaps/dups/reorders/misrouted", bad, lambda x: x == 0,
+        add(scen, "zero gaps/dups/reorders/misrouted/lost", bad + u["lost"], lambda x: x == 0,
             f"{bad} (lost {u['lost']})")
     u, r = get(ours, "M"), get("redis", "M")
     if u and r:
@@ -374,10 +396,12 @@ def build_section(path, make_chart=True):
     tick = {(x[0], x[1]): x for x in targets(results, "uring-tick")}
 
     def met(ok):
+        if ok == INVALID:
+            return "**INVALID**"
         return "n/a" if ok is None else ("yes" if ok else "**no**")
 
     if t:
-        passed = sum(1 for x in t if x[3])
+        passed = sum(1 for x in t if x[3] is True)
         out += [f"### Targets: ringcastd (io_uring, default settings) against Redis, same run "
                 f"({passed} of {len(t)} met)", "",
                 "The last column is for information: the same check for `--tick-us 500`.", "",

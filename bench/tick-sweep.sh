@@ -2,23 +2,31 @@
 # tick-sweep.sh -- the accumulation window's trade-off, measured.
 #
 # Runs scenarios A, C, D, D1k and E (see BENCHMARKS.md) against redis-server
-# and ringcastd --io uring with --tick-us 0, 100, 500 and 1000, one fresh
-# server per run (CPU 0) and ringcast-bench on CPU 1, and prints one table
-# row per run: deliveries/s, server CPU ns per delivery, p50/p99 latency.
-# Raw RESULT lines go to bench/results/<date>-<HHMM>-tick.jsonl.
+# and ringcastd --io uring with the default (adaptive accumulation,
+# accum-budget-us 500), with no accumulation at all (tick-us 0 and
+# accum-budget-us 0: every iteration sends what it has) and with the fixed
+# windows --tick-us 100, 500 and 1000, one fresh server per run (CPU 0) and
+# ringcast-bench on CPU 1, and prints one table row per run: deliveries/s,
+# server CPU ns per delivery, p50/p99 latency, and a run that lost, reordered
+# or never delivered messages marked INVALID. Raw RESULT lines go to
+# bench/results/<date>-<HHMM>-tick.jsonl.
 #
-# Usage: bench/tick-sweep.sh [--build DIR] [--duration S] [--ticks "0 100 500 1000"]
+# Usage: bench/tick-sweep.sh [--build DIR] [--duration S] [--ticks "100 500 1000"]
+#                            [--scenarios "A C D D1k E"]
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD="$ROOT/build-release"
 DURATION=4
-TICKS="0 100 500 1000"
+TICKS="100 500 1000"
+SCENARIOS="A C D D1k E"
 while [ $# -gt 0 ]; do
     case "$1" in
     --build) BUILD=$2; shift 2 ;;
     --duration) DURATION=$2; shift 2 ;;
     --ticks) TICKS=$2; shift 2 ;;
-    *) echo "usage: $0 [--build DIR] [--duration S] [--ticks LIST]" >&2; exit 2 ;;
+    --scenarios) SCENARIOS=$2; shift 2 ;;
+    *) echo "usage: $0 [--build DIR] [--duration S] [--ticks LIST] [--scenarios LIST]" >&2
+       exit 2 ;;
     esac
 done
 [ -f "$BUILD/CMakeCache.txt" ] || cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
@@ -51,18 +59,26 @@ run() { # label, server command...
 import json, sys
 d = json.load(sys.stdin)
 sc, server = d["label"].split("/", 1)
-print("| %s | %s | %.2f M/s | %d | %.0f | %.0f |" % (sc, server,
+bad = ["%s %d" % (f, d[f]) for f in ("lost", "gaps", "dups", "reorders", "misrouted")
+       if d.get(f)]
+if d.get("expected") is not None and d.get("deliveries") != d["expected"]:
+    bad.append("undelivered %d" % (d["expected"] - d["deliveries"]))
+print("| %s | %s | %.2f M/s | %d | %.0f | %.0f |%s" % (sc, server,
       d["deliveries_per_sec"] / 1e6, round(d["cpu_s_per_million"] * 1000),
-      d["lat_p50_us"], d["lat_p99_us"]))'
+      d["lat_p50_us"], d["lat_p99_us"], " INVALID (%s)" % ", ".join(bad) if bad else ""))'
 }
 
 echo "results: $OUT (load $(cut -d' ' -f1-3 /proc/loadavg))"
 echo "| scenario | server | deliveries/s | server CPU ns/delivery | p50 µs | p99 µs |"
 echo "|---|---|---:|---:|---:|---:|"
-for sc in A C D D1k E; do
+for sc in $SCENARIOS; do
     BENCH=${SCEN[$sc]}
     run "$sc/redis" redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no \
         --client-output-buffer-limit 'pubsub 0 0 0'
+    run "$sc/uring adaptive (default)" "$BUILD/ringcastd" --port "$PORT" --io uring \
+        --client-output-buffer-limit 'normal 0 0 0 pubsub 0 0 0'
+    run "$sc/uring no accumulation" "$BUILD/ringcastd" --port "$PORT" --io uring --tick-us 0 \
+        --accum-budget-us 0 --client-output-buffer-limit 'normal 0 0 0 pubsub 0 0 0'
     for t in $TICKS; do
         run "$sc/uring tick-us $t" "$BUILD/ringcastd" --port "$PORT" --http-port 0 --io uring --tick-us "$t" \
             --client-output-buffer-limit 'normal 0 0 0 pubsub 0 0 0'

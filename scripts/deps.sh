@@ -5,10 +5,14 @@
 set -euo pipefail
 
 PKGS=(build-essential cmake pkg-config liburing-dev libcmocka-dev libssl-dev curl
-      redis-server redis-tools python3 python3-redis python3-websockets)
+      redis-server redis-tools python3 python3-redis python3-websockets
+      libnats-dev nats-server)
 if [ "${1:-}" = "--all" ]; then
-    # Extra tools for fuzzing, static checks and benchmark charts.
-    PKGS+=(clang libclang-rt-14-dev clang-format clang-tidy cppcheck gnuplot-nox)
+    # Extra tools for fuzzing, static checks and benchmark charts, and the real
+    # clients of the HTTP tests: promtool (prometheus) checks /metrics, headless
+    # chromium loads the dashboard, driven over DevTools with python3-websockets.
+    PKGS+=(clang libclang-rt-14-dev clang-format clang-tidy cppcheck gnuplot-nox
+           prometheus chromium python3-websockets)
 fi
 if [ "${1:-}" = "--all" ] || [ "${1:-}" = "--pkg" ]; then
     # Debian packaging (make deb, tests/package): the build tools, lintian,

@@ -8,11 +8,20 @@
 # happens (Ctrl-C reaches the server directly; a non-interactive shell's
 # background jobs ignore SIGINT, so the EXIT trap stops the feed), and it
 # also exits by itself if this script dies (--exit-with-parent).
+# It prints the dashboard's URL (the HTTP port: 8380 unless --http-port says).
 # Environment: FEED_SYMBOLS (8), FEED_RATE (40 msg/s in total).
 set -u
 build=${1:?usage: run-demo.sh BUILD_DIR PORT [flags...]}
 port=${2:?usage: run-demo.sh BUILD_DIR PORT [flags...]}
 shift 2
+
+# The dashboard's port: ringcastd's default unless the flags change it.
+http_port=8380
+prev=""
+for a in "$@"; do
+    [ "$prev" = "--http-port" ] && http_port=$a
+    prev=$a
+done
 
 feed_pid=""
 stop_feed() {
@@ -24,8 +33,14 @@ stop_feed() {
 }
 trap stop_feed EXIT
 
+if [ "$http_port" = "0" ]; then
+    dashboard="off (--http-port 0)"
+else
+    dashboard="http://127.0.0.1:$http_port/   (Prometheus: http://127.0.0.1:$http_port/metrics)"
+fi
 cat >&2 <<MSG
 ringcast demo: ringcastd on 127.0.0.1:$port, live quotes from ringcast-feed over UDP.
+  Dashboard: $dashboard
   redis-cli -p $port subscribe quotes.AAPL      # one symbol
   redis-cli -p $port psubscribe 'quotes.*'      # all of them
   redis-cli -p $port info sources               # feed sequence, gaps, duplicates

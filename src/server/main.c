@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "server.h"
+#include "upstream.h"
 
 static struct rc_server *the_server;
 
@@ -54,6 +55,8 @@ static void usage(FILE *f)
                "  --udp-source <name> <addr:port> [group <mcast> [iface <if>]]\n"
                "                             take a UDP feed (docs/udp.md; repeatable)\n"
                "  --udp-arbitrate <a> <b>    sources a and b carry the same feed (A/B)\n"
+               "  --upstream nats://<host:port>[,...]\n"
+               "                             be the edge of a NATS cluster (docs/upstream.md)\n"
                "  --loglevel debug|verbose|notice|warning   (default notice)\n"
                "  --logfile <path>           log file (default: standard error)\n"
                "\n"
@@ -191,6 +194,7 @@ int main(int argc, char **argv)
            RINGCAST_VERSION_STRING, (int)getpid());
     if (rc_server_start(the_server) < 0) {
         rc_server_free(the_server);
+        rc_upstream_library_exit();
         return 1;
     }
     rc_log(&the_server->log, RC_LOG_NOTICE, "Listening on %s port %d, io backend %s",
@@ -200,6 +204,7 @@ int main(int argc, char **argv)
     rc = rc_server_run(the_server);
     rc_server_free(the_server);
     the_server = NULL;
+    rc_upstream_library_exit();
     return rc;
 
 fail:

@@ -328,6 +328,8 @@ def step_library():
         kind, name = line.split()[-2:]
         if kind == "U" and re.search(r"@(GLIBC|LIBURING|OPENSSL)_[0-9.]+$", name):
             imports += 1
+        elif kind == "U" and re.match(r"nats(_|[A-Z][a-z]+_)", name):
+            imports += 1  # libnats (the NATS upstream; its symbols are unversioned)
         elif kind == "w" and name.split("@")[0] in WEAK_STANDARD:
             pass
         elif not (kind == "T" and name in api):

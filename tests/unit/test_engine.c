@@ -50,7 +50,8 @@ static size_t fake_write(char tag, char *dst, const struct rc_msgview *m)
     dst[n++] = tag;
     dst[n++] = "mps"[m->kind];
     dst[n++] = '|';
-    memcpy(dst + n, m->pat, m->plen);
+    if (m->plen) /* pat is NULL for a channel's own message */
+        memcpy(dst + n, m->pat, m->plen);
     n += m->plen;
     dst[n++] = '|';
     memcpy(dst + n, m->chan, m->clen);
@@ -306,6 +307,60 @@ static void test_two_engines(void **state)
     rc_engine_free(e2);
 }
 
+/* ---- The interest hook ---- */
+
+static char interest_log[512];
+
+static void on_interest(void *arg, enum rc_sub_kind kind, const char *name, size_t len, bool on)
+{
+    size_t n = strlen(interest_log);
+
+    (*(int *)arg)++;
+    snprintf(interest_log + n, sizeof(interest_log) - n, "%c%c%.*s ", on ? '+' : '-', "cps"[kind],
+             (int)len, name);
+}
+
+/* The hook hears a name's first subscriber and its last one leaving --
+ * whichever way it leaves (unsubscribe, unsubscribe-all, detach, and a
+ * detach from inside a fan-out) -- and nothing in between. */
+static void test_interest_hook(void **state)
+{
+    int calls = 0;
+    struct rc_engine *e = rc_engine_new(&(struct rc_engine_cfg){.codecs = codecs,
+                                                                .ncodecs = 2,
+                                                                .md = &no_rules,
+                                                                .interest = on_interest,
+                                                                .interest_arg = &calls});
+    struct fsink a, b;
+
+    (void)state;
+    interest_log[0] = '\0';
+    sink_init(&a, e, 0, 1);
+    sink_init(&b, e, 1, 2);
+    sub(e, &a, RC_SUB_CHANNEL, "q.A");
+    sub(e, &b, RC_SUB_CHANNEL, "q.A"); /* second subscriber: no call */
+    assert_false(sub(e, &b, RC_SUB_CHANNEL, "q.A"));
+    sub(e, &a, RC_SUB_PATTERN, "q.*");
+    sub(e, &b, RC_SUB_SHARD, "s1");
+    assert_string_equal(interest_log, "+cq.A +pq.* +ss1 ");
+    assert_int_equal(calls, 3);
+    interest_log[0] = '\0';
+    assert_true(rc_engine_unsubscribe(e, &a.k, RC_SUB_CHANNEL, "q.A", 3));
+    assert_string_equal(interest_log, ""); /* b still holds it */
+    assert_int_equal(rc_engine_unsubscribe_kind(e, &b.k, RC_SUB_CHANNEL, NULL, NULL), 1);
+    assert_string_equal(interest_log, "-cq.A ");
+    interest_log[0] = '\0';
+    b.detach_on_push = true;
+    sub(e, &b, RC_SUB_PATTERN, "q.*");
+    assert_int_equal(pub(e, "q.B", "x"), 2);    /* b detaches itself while being pushed to */
+    assert_string_equal(interest_log, "-ss1 "); /* a still holds q.* */
+    sink_done(&a);
+    assert_string_equal(interest_log, "-ss1 -pq.* ");
+    assert_int_equal(calls, 6);
+    sink_done(&b);
+    rc_engine_free(e);
+}
+
 /* Market-data state is data: the last value reaches a later subscriber in
  * its own format, with the sequence stamp when it asked for one. */
 static void test_mdata_last_value_per_format(void **state)
@@ -373,6 +428,7 @@ int main(void)
         cmocka_unit_test(test_set_fmt),
         cmocka_unit_test(test_detach_during_fanout),
         cmocka_unit_test(test_two_engines),
+        cmocka_unit_test(test_interest_hook),
         cmocka_unit_test(test_mdata_last_value_per_format),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -535,7 +535,7 @@ static void test_unauth_limits(void **state)
     rc_resp_parser_init(&p, NULL);
     p.unauth = true;
     b.len = 0;
-    rc_buf_append(&b, "*2147483648\r\n", 14);
+    rc_buf_append(&b, "*2147483648\r\n", 13);
     assert_int_equal(rc_resp_parse(&p, b.p, b.len, &used), -EPROTO);
     assert_string_equal(p.err, "ERR Protocol error: invalid multibulk length");
     rc_resp_parser_free(&p);
@@ -543,7 +543,7 @@ static void test_unauth_limits(void **state)
     rc_resp_parser_init(&p, NULL);
     p.unauth = true;
     b.len = 0;
-    rc_buf_append(&b, "*1\r\n$16385\r\n", 14);
+    rc_buf_append(&b, "*1\r\n$16385\r\n", 12);
     assert_int_equal(rc_resp_parse(&p, b.p, b.len, &used), -EPROTO);
     assert_string_equal(p.err, "ERR Protocol error: unauthenticated bulk length");
     rc_resp_parser_free(&p);

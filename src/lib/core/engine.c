@@ -15,6 +15,11 @@
  * client subscribed to the channel and to two matching patterns counts, and
  * receives, three times.
  *
+ * An optional interest hook (struct rc_engine_cfg) hears when a table entry
+ * is created or removed -- the first subscriber of a name and the last one
+ * leaving -- so an owner can mirror the engine's interest elsewhere without
+ * the engine knowing where.
+ *
  * SPDX-License-Identifier: BSD-3-Clause
  */
 #include "engine_int.h"
@@ -39,6 +44,8 @@ struct rc_engine *rc_engine_new(const struct rc_engine_cfg *cfg)
     e->ncodecs = cfg->ncodecs;
     e->log = cfg->log;
     e->mdcfg = cfg->md;
+    e->interest = cfg->interest;
+    e->interest_arg = cfg->interest_arg;
     for (int t = 0; t < RC_SUB__COUNT; t++)
         e->tab[t] = rc_dict_new();
     rc_slab_pool_init(&e->pool);
@@ -150,7 +157,7 @@ bool rc_engine_subscribe(struct rc_engine *e, struct rc_sink *k, enum rc_sub_kin
         if (kind == RC_SUB_PATTERN) {
             if (e->npat == e->patcap) {
                 e->patcap = e->patcap ? e->patcap * 2 : 16;
-                e->patlist = rc_xrealloc(e->patlist, e->patcap * sizeof(*e->patlist));
+                e->patlist = rc_xrealloc(e->patlist, e->patcap * sizeof(struct rc_chan *));
             }
             ch->idx = e->npat;
             e->patlist[e->npat++] = ch;
@@ -168,6 +175,8 @@ bool rc_engine_subscribe(struct rc_engine *e, struct rc_sink *k, enum rc_sub_kin
     ch->nfmt[k->fmt]++;
     k->nsubs++;
     rc_dict_add(k->subs[kind], name, len, sub);
+    if (ch->n == 1 && e->interest)
+        e->interest(e->interest_arg, kind, name, len, true);
     return true;
 }
 
@@ -192,6 +201,8 @@ bool rc_engine_unsubscribe(struct rc_engine *e, struct rc_sink *k, enum rc_sub_k
             e->patlist[ch->idx] = e->patlist[--e->npat];
             e->patlist[ch->idx]->idx = ch->idx;
         }
+        if (e->interest)
+            e->interest(e->interest_arg, kind, ch->name, ch->len, false);
         chan_free(ch);
     }
     return true;
@@ -316,17 +327,16 @@ static void fan_out(struct rc_engine *e, struct rc_chan *ch, const struct rc_msg
 {
     struct rc_ref f[RC_FMT_MAX];
     uint32_t n = ch->n;
+    const int nc = e->ncodecs;
 
     /* mdata encodes the channel's own message lazily (variants with and
      * without a sequence stamp); pattern deliveries are plain frames. */
-    if (!md || m->kind == RC_MSG_PMESSAGE) {
-        for (int v = 0; v < e->ncodecs; v++) {
-            f[v].slab = NULL;
-            /* Our own reference keeps the frame alive while pushing: a push
-             * can disconnect a client and allocate, not free this slab. */
-            if (ch->nfmt[v])
-                rc_engine_encode(e, (uint8_t)v, m, &f[v]);
-        }
+    for (int v = 0; v < nc; v++) {
+        f[v].slab = NULL;
+        /* Our own reference keeps the frame alive while pushing: a push
+         * can disconnect a client and allocate, not free this slab. */
+        if (ch->nfmt[v] && (!md || m->kind == RC_MSG_PMESSAGE))
+            rc_engine_encode(e, (uint8_t)v, m, &f[v]);
     }
     /* Pushing can detach a sink (output limit), which swap-removes entries
      * from ch->subs: walk backwards so no live entry is skipped. A channel
@@ -346,10 +356,9 @@ static void fan_out(struct rc_engine *e, struct rc_chan *ch, const struct rc_msg
         const struct rc_ref *r = &f[se->sub->fmt];
         se->k->ops->push(se->k, r->slab, r->off, r->len, true);
     }
-    if (!md || m->kind == RC_MSG_PMESSAGE)
-        for (int v = 0; v < e->ncodecs; v++)
-            if (f[v].slab)
-                rc_slab_unref(f[v].slab);
+    for (int v = 0; v < nc; v++)
+        if (f[v].slab)
+            rc_slab_unref(f[v].slab);
 }
 
 uint64_t rc_engine_publish(struct rc_engine *e, bool shard, const char *chan, size_t clen,

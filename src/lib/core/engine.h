@@ -85,6 +85,12 @@ struct rc_engine_cfg {
     int ncodecs;                          /* at most RC_FMT_MAX */
     const struct rc_logger *log;          /* borrowed */
     const struct rc_mdata_cfg *md;        /* borrowed and read live (CONFIG SET) */
+    /* Optional. Called when name (of kind) gets its first subscriber (on)
+     * and when its last one leaves (!on), after the table has changed; name
+     * is valid during the call only. It may not call back into the engine.
+     * The server uses it to make interest follow its subscribers upstream. */
+    void (*interest)(void *arg, enum rc_sub_kind kind, const char *name, size_t len, bool on);
+    void *interest_arg;
 };
 
 struct rc_engine_stats {

@@ -35,6 +35,8 @@ struct rc_engine {
     int ncodecs;
     const struct rc_logger *log;
     const struct rc_mdata_cfg *mdcfg;
+    void (*interest)(void *arg, enum rc_sub_kind kind, const char *name, size_t len, bool on);
+    void *interest_arg;
     struct rc_dict *tab[RC_SUB__COUNT]; /* name -> struct rc_chan */
     struct rc_chan **patlist;           /* every pattern, walked on each publish */
     uint32_t npat, patcap;

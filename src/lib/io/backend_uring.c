@@ -29,9 +29,10 @@
  * Connections are accepted as normal fds (multishot accept: the server needs
  * real fds for getpeername and SO_SNDBUF) and registered into slot
  * conn->slot; sends and receives use the fixed file. Receives are multishot
- * with one provided-buffer ring for the whole server. With tick-us set, the
- * dirty list is held for that long (or until tick-bytes are pending) so that
- * more messages share each send; the wait timeout wakes the loop in time.
+ * with one provided-buffer ring for the whole server. Which connections send
+ * on an iteration is the accumulation policy's call (accum.c): subscribers'
+ * output may stay on the dirty list for a while so that more messages share
+ * each send, and the wait timeout wakes the loop in time for it.
  *
  * SPDX-License-Identifier: BSD-3-Clause
  */
@@ -131,7 +132,6 @@ struct uring_state {
     unsigned buf_returns; /* buffers put back since the last advance */
     struct ulistener lis[RC_MAX_LISTEN];
     int nlis;
-    uint64_t dirty_since_us; /* tick window: output first seen pending */
 };
 
 /* ---- Small helpers ---- */
@@ -438,7 +438,7 @@ static void on_send(struct rc_io *io, struct uring_state *u, struct uslot *sl, u
     if (rc_io_should_close(c))
         teardown(io, u, i, c->flags & RC_IO_CLOSE_ASAP ? "closed by server" : "closed after reply");
     else if (rc_queue_pending(&c->out))
-        start_send(io, u, sl); /* coalesced: everything queued meanwhile */
+        rc_io_mark_dirty(io, c); /* coalesced: the next iteration sends, or holds, the rest */
 }
 
 static void on_watch(struct rc_io *io, struct uring_state *u, uint32_t i, uint32_t gen, int res,
@@ -588,35 +588,6 @@ static int enter(struct rc_io *io, struct uring_state *u, int64_t wait_ns)
 
 /* ---- The loop ---- */
 
-/* The tick window: with tick-us set, output is held back until tick-us has
- * passed since it was first seen or tick-bytes have piled up, so that more
- * messages share each send. Returns true while holding; lowers *wait_ns so
- * the wait ends when the window does. */
-static bool hold_output(struct rc_io *io, struct uring_state *u, int64_t *wait_ns)
-{
-    uint64_t now, pending = 0, limit = io->cfg.tick_bytes;
-    int64_t left;
-
-    if (!io->cfg.tick_us || !io->dirty_head || io->stopping) {
-        u->dirty_since_us = 0;
-        return false;
-    }
-    now = rc_now_us();
-    if (!u->dirty_since_us)
-        u->dirty_since_us = now;
-    if (now - u->dirty_since_us >= io->cfg.tick_us)
-        return false;
-    for (struct rc_io_conn *c = io->dirty_head; c; c = c->dnext) {
-        pending += rc_queue_pending(&c->out);
-        if (limit && pending >= limit)
-            return false;
-    }
-    left = (int64_t)(io->cfg.tick_us - (now - u->dirty_since_us)) * 1000;
-    if (*wait_ns < 0 || left < *wait_ns)
-        *wait_ns = left;
-    return true;
-}
-
 static void flush_one(struct rc_io *io, struct uring_state *u, struct rc_io_conn *c)
 {
     struct uslot *sl = c->be;
@@ -630,30 +601,10 @@ static void flush_one(struct rc_io *io, struct uring_state *u, struct rc_io_conn
         start_send(io, u, sl);
 }
 
-static void flush_dirty(struct rc_io *io, struct uring_state *u)
+/* rc_accum_flush's send(): c may send now. */
+static void flush_cb(struct rc_io *io, struct rc_io_conn *c)
 {
-    struct rc_io_conn *c;
-
-    u->dirty_since_us = 0;
-    while ((c = rc_io_pop_dirty(io)))
-        flush_one(io, u, c);
-}
-
-/* While the tick window holds subscribers' output, connections that are
- * not subscribed (publishers, command clients) are answered at once: their
- * replies are what lets a pipelining publisher go on, and holding them
- * would slow the feed instead of growing the subscribers' batches. */
-static void flush_unsubscribed(struct rc_io *io, struct uring_state *u)
-{
-    struct rc_io_conn *c = io->dirty_head, *next;
-
-    for (; c; c = next) {
-        next = c->dnext;
-        if ((c->flags & RC_IO_HOLDABLE) && !rc_io_should_close(c))
-            continue;
-        rc_io_unmark_dirty(io, c);
-        flush_one(io, u, c);
-    }
+    flush_one(io, io->be_state, c);
 }
 
 static void arm_listeners(struct rc_io *io, struct uring_state *u, int64_t *wait_ns)
@@ -688,12 +639,11 @@ static void uring_poll(struct rc_io *io, int timeout_ms)
     /* (1) This tick's work for every client: one SQE per sendable client. */
     arm_listeners(io, u, &wait_ns);
     arm_watches(io, u, &wait_ns);
-    if (!hold_output(io, u, &wait_ns))
-        flush_dirty(io, u);
-    else
-        flush_unsubscribed(io, u);
+    /* What may wait for more (subscribers' output, accum.c) stays dirty. */
+    rc_accum_flush(io, flush_cb, &wait_ns);
     /* (2) One system call submits it all and waits. */
     ret = enter(io, u, wait_ns);
+    rc_io_tick(io);
     if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY)
         rc_log(io->log, RC_LOG_WARNING, "io_uring_enter: %s", strerror(-ret));
     /* (3) Dispatch; whatever this queues goes out with the next enter. */

@@ -47,6 +47,7 @@ void rc_io_dirty_append(struct rc_io *io, struct rc_io_conn *c)
     else
         io->dirty_head = c;
     io->dirty_tail = c;
+    io->ndirty++;
 }
 
 void rc_io_unmark_dirty(struct rc_io *io, struct rc_io_conn *c)
@@ -63,6 +64,7 @@ void rc_io_unmark_dirty(struct rc_io *io, struct rc_io_conn *c)
         io->dirty_tail = c->dprev;
     c->dprev = c->dnext = NULL;
     c->flags &= ~RC_IO_DIRTY;
+    io->ndirty--;
 }
 
 struct rc_io_conn *rc_io_pop_dirty(struct rc_io *io)

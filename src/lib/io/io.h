@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "accum.h"
 #include "queue.h"
 #include "util.h"
 
@@ -30,7 +31,7 @@
 #define RC_IO_CLOSE_ASAP        (1u << 1) /* close now, drop what is queued */
 #define RC_IO_UNLINKED          (1u << 2) /* the host let go of it (ops->unlink done) */
 #define RC_IO_DIRTY             (1u << 3) /* on the dirty list */
-#define RC_IO_HOLDABLE          (1u << 4) /* output may wait for the tick window (subscribers) */
+#define RC_IO_HOLDABLE          (1u << 4) /* output may be held to batch it (subscribers) */
 
 struct rc_io_conn {
     uint64_t id;
@@ -43,6 +44,7 @@ struct rc_io_conn {
     struct rc_io_conn *prev, *next;   /* every live connection, in creation order */
     struct rc_io_conn *dprev, *dnext; /* dirty list */
     void *be;                         /* backend's per-connection state */
+    struct rc_accum_conn acc;         /* its output's recent history (accum.h) */
 };
 
 /* True when a backend should tear c down now. */
@@ -77,6 +79,11 @@ struct rc_io_stats {
     uint64_t sends;       /* send operations (iovec batches) */
     uint64_t sends_zc;    /* of which zero-copy (io_uring SEND_ZC) */
     uint64_t accept_errs; /* accepts refused for lack of resources (EMFILE, ...) */
+    uint64_t held_ticks;  /* iterations that held some subscriber's output back */
+    uint64_t held_sends;  /* sends of output that had been held */
+    uint64_t held_us;     /* total time that output was held, over those sends */
+    uint64_t held_max_us; /* the longest one */
+    uint64_t late_max_us; /* the most the loop came back after the time it planned to */
 };
 
 static inline uint64_t rc_io_syscalls(const struct rc_io_stats *st)
@@ -109,7 +116,8 @@ struct rc_io_host_ops {
 struct rc_io_cfg {
     uint64_t maxclients;    /* sizes the uring slot table */
     uint64_t uring_entries; /* submission queue size, 0 = default */
-    uint64_t tick_us;       /* hold subscribers' output up to this long, 0 = never */
+    uint64_t tick_us;       /* fixed window: hold subscribers' output this long, 0 = adaptive */
+    uint64_t budget_us;     /* adaptive: hold at most this long, 0 = never (accum.h) */
     uint64_t tick_bytes;    /* ... or until this much is pending, 0 = no bound */
     uint64_t zc_threshold;  /* SEND_ZC for single sends at least this large, 0 = off */
 };
@@ -129,6 +137,8 @@ struct rc_io {
     bool stopping;                              /* shutdown: flush now, never hold output */
     struct rc_io_conn *head, *tail;             /* every live connection */
     struct rc_io_conn *dirty_head, *dirty_tail; /* what to hand the kernel next */
+    uint32_t ndirty;                            /* connections on the dirty list */
+    struct rc_accum acc;                        /* iteration clock, CPU sample (accum.h) */
     struct rc_io_stats stats;
     const struct rc_backend_ops *be; /* backend.h */
     void *be_state;
@@ -144,6 +154,23 @@ static inline void rc_io_mark_dirty(struct rc_io *io, struct rc_io_conn *c)
 {
     if (!(c->flags & RC_IO_DIRTY))
         rc_io_dirty_append(io, c);
+}
+/* New output for c was queued (the host, on every push): c goes on the
+ * dirty list, and for a holdable c the first push of an iteration is
+ * recorded in its history. */
+static inline void rc_io_note_output(struct rc_io *io, struct rc_io_conn *c)
+{
+    if ((c->flags & RC_IO_HOLDABLE) && c->acc.tick != io->acc.tick) {
+        c->acc.tick = io->acc.tick;
+        rc_accum_note(&c->acc, io->cfg.budget_us, io->acc.now_us);
+    }
+    rc_io_mark_dirty(io, c);
+}
+/* A backend, once per iteration, after waiting and before dispatching events. */
+static inline void rc_io_tick(struct rc_io *io)
+{
+    io->acc.tick++;
+    io->acc.now_us = rc_now_us();
 }
 /* Takes c off the dirty list (no-op when it is not on it). */
 void rc_io_unmark_dirty(struct rc_io *io, struct rc_io_conn *c);

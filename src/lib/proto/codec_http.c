@@ -50,7 +50,7 @@ static char *put_u64(char *dst, uint64_t v)
 static char *put(char *dst, const char *s)
 {
     size_t n = strlen(s);
-    memcpy(dst, s, n);
+    memcpy(dst, s, n); /* NOLINT(bugprone-not-null-terminated-result): frame bytes, no NUL */
     return dst + n;
 }
 

@@ -66,7 +66,7 @@ static int parse_request_line(const char *p, size_t n, struct rc_http_req *r)
     if (!r->tlen || i >= n || p[i] != ' ')
         return -EBADMSG;
     i++;
-    if (n - i != 8 || memcmp(p + i, "HTTP/", 5) || p[i + 6] != '.' || p[i + 5] < '0' ||
+    if (n - i != 8 || memcmp(p + i, "HTTP/", 5) != 0 || p[i + 6] != '.' || p[i + 5] < '0' ||
         p[i + 5] > '9' || p[i + 7] < '0' || p[i + 7] > '9')
         return -EBADMSG;
     if (p[i + 5] != '1')
@@ -144,7 +144,7 @@ const char *rc_http_header(const struct rc_http_req *r, const char *name, size_t
     size_t n = strlen(name);
 
     for (int i = 0; i < r->nh; i++)
-        if (r->h[i].nlen == n && !strncasecmp(r->h[i].name, name, n)) {
+        if (r->h[i].nlen == n && strncasecmp(r->h[i].name, name, n) == 0) {
             *vlen = r->h[i].vlen;
             return r->h[i].value;
         }
@@ -158,7 +158,7 @@ bool rc_http_has_token(const struct rc_http_req *r, const char *name, const char
     for (int i = 0; i < r->nh; i++) {
         const char *v = r->h[i].value;
         size_t vl = r->h[i].vlen, k = 0;
-        if (r->h[i].nlen != nl || strncasecmp(r->h[i].name, name, nl))
+        if (r->h[i].nlen != nl || strncasecmp(r->h[i].name, name, nl) != 0)
             continue;
         while (k < vl) {
             size_t s, e;
@@ -170,7 +170,7 @@ bool rc_http_has_token(const struct rc_http_req *r, const char *name, const char
             e = k;
             while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t'))
                 e--;
-            if (e - s == tl && !strncasecmp(v + s, token, tl))
+            if (e - s == tl && strncasecmp(v + s, token, tl) == 0)
                 return true;
         }
     }

@@ -145,10 +145,10 @@ size_t rc_json_data_len(const char *p, size_t n)
 char *rc_json_data_write(char *dst, const char *p, size_t n)
 {
     if (rc_utf8_valid(p, n)) {
-        memcpy(dst, "\"data\":", 7);
+        memcpy(dst, "\"data\":", 7); /* NOLINT(bugprone-not-null-terminated-result) */
         return rc_json_str_write(dst + 7, p, n);
     }
-    memcpy(dst, "\"data_b64\":\"", 12);
+    memcpy(dst, "\"data_b64\":\"", 12); /* NOLINT(bugprone-not-null-terminated-result) */
     dst = rc_b64_write(dst + 12, p, n);
     *dst++ = '"';
     return dst;

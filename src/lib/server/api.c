@@ -32,6 +32,7 @@
 
 #include "cmd.h"
 #include "server.h"
+#include "upstream.h"
 
 #define MAX_CHANNEL 65535u
 
@@ -165,6 +166,7 @@ static bool drain_inbox(void *arg)
     while (m) {
         struct inbox_msg *next = m->next;
         rc_engine_publish(s->eng, false, m->data, m->clen, m->data + m->clen, m->len);
+        rc_upstream_forward(s, m->data, m->clen, m->data + m->clen, m->len);
         free(m);
         m = next;
     }

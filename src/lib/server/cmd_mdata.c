@@ -7,6 +7,7 @@
 
 #include "cmd.h"
 #include "mdata.h"
+#include "upstream.h"
 
 /* RC.LAST <channel>: the cached last message, or nil. */
 void rc_cmd_rc_last(struct rc_server *s, struct rc_conn *c, const struct rc_req *r)
@@ -110,6 +111,13 @@ void rc_cmd_rc_resume(struct rc_server *s, struct rc_conn *c, const struct rc_re
                        "history matches it)",
                        (int)RC_MIN(clen, 128), chan);
         return;
+    }
+    if (s->up) {
+        const char *why = rc_upstream_refuse(s, RC_SUB_CHANNEL, chan, clen, 0);
+        if (why) {
+            rc_resp_error(&s->rbuf, why);
+            return;
+        }
     }
     if (rc_sink_has(&c->sink, RC_SUB_CHANNEL, chan, clen)) {
         rc_resp_errorf(&s->rbuf, "ERR already subscribed to '%.*s'; UNSUBSCRIBE first",

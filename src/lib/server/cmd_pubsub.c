@@ -15,6 +15,7 @@
 #include "cmd.h"
 #include "glob.h"
 #include "mdata.h"
+#include "upstream.h"
 
 static const char *kind_name(enum rc_sub_kind t, bool sub)
 {
@@ -61,6 +62,13 @@ static void do_subscribe(struct rc_server *s, struct rc_conn *c, const struct rc
     for (int i = 1; i < r->argc; i++)
         if (!rc_pubsub_name_ok(s, r->argv[i], r->argvlen[i]))
             return;
+    /* At the edge of a NATS cluster, a name NATS cannot carry fails the
+     * whole command before anything changes, like Redis's NOPERM. */
+    for (int i = 1; s->up && i < r->argc; i++) {
+        const char *why = rc_upstream_refuse(s, t, r->argv[i], r->argvlen[i], 0);
+        if (why)
+            return rc_resp_error(&s->rbuf, why);
+    }
     for (int i = 1; i < r->argc; i++) {
         bool added = rc_engine_subscribe(s->eng, &c->sink, t, r->argv[i], r->argvlen[i]);
         confirm(s, c, t, true, r->argv[i], r->argvlen[i]);
@@ -140,10 +148,19 @@ void rc_cmd_sunsubscribe(struct rc_server *s, struct rc_conn *c, const struct rc
 
 void rc_cmd_publish(struct rc_server *s, struct rc_conn *c, const struct rc_req *r)
 {
+    uint64_t n;
+
     if (!rc_pubsub_name_ok(s, r->argv[1], r->argvlen[1]))
         return;
-    uint64_t n =
-        rc_engine_publish(s->eng, false, r->argv[1], r->argvlen[1], r->argv[2], r->argvlen[2]);
+    if (s->up) {
+        const char *why =
+            rc_upstream_refuse(s, RC_SUB_CHANNEL, r->argv[1], r->argvlen[1], r->argvlen[2]);
+        if (why)
+            return rc_resp_error(&s->rbuf, why);
+    }
+    /* The reply counts local receivers only (docs/upstream.md). */
+    n = rc_engine_publish(s->eng, false, r->argv[1], r->argvlen[1], r->argv[2], r->argvlen[2]);
+    rc_upstream_forward(s, r->argv[1], r->argvlen[1], r->argv[2], r->argvlen[2]);
     rc_resp_int(&s->rbuf, (int64_t)n);
 }
 

@@ -48,6 +48,8 @@ static const struct rc_cmd client_subs[] = {
      "connection", "noscript loading stale", NULL},
     {"client|info", 2, 0, rc_cmd_client, "Returns information about the connection.", "6.2.0",
      "connection", "noscript loading stale", NULL},
+    {"client|kill", -3, 0, rc_cmd_client, "Terminates open connections.", "2.4.0", "connection",
+     "admin noscript loading stale", NULL},
     {"client|list", -2, 0, rc_cmd_client, "Lists open connections.", "2.4.0", "connection",
      "admin noscript loading stale", NULL},
     {"client|setinfo", 4, 0, rc_cmd_client,
@@ -523,6 +525,22 @@ static const char *const client_help[] = {
     "    Return the ID of the current connection.",
     "INFO",
     "    Return information about the current client connection.",
+    "KILL <ip:port>",
+    "    Kill connection made from <ip:port>.",
+    "KILL <option> <value> [<option> <value> [...]]",
+    "    Kill connections. Options are:",
+    "    * ADDR (<ip:port>|<unixsocket>:0)",
+    "      Kill connections made from the specified address",
+    "    * LADDR (<ip:port>|<unixsocket>:0)",
+    "      Kill connections made to specified local address",
+    "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+    "      Kill connections by type.",
+    "    * USER <username>",
+    "      Kill connections authenticated by <username>.",
+    "    * SKIPME (YES|NO)",
+    "      Skip killing current connection (default: yes).",
+    "    * ID <client-id>",
+    "      Kill connections by client id.",
     "LIST [TYPE (NORMAL|MASTER|REPLICA|PUBSUB)]",
     "    Return information about client connections. Options:",
     "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
@@ -550,6 +568,99 @@ static bool valid_name(const char *p, size_t n)
     return true;
 }
 
+/* CLIENT KILL, as Redis 7.0: the old form (one address, +OK or an error)
+ * and the filter form (ID, ADDR, LADDR, TYPE, USER, SKIPME; replies how many).
+ * The caller, when it is a victim, is closed after this reply. */
+static void client_kill(struct rc_server *s, struct rc_conn *c, const struct rc_req *r)
+{
+    const char *addr = NULL, *laddr = NULL;
+    size_t al = 0, ll = 0;
+    int64_t id = 0, type = -1; /* -1 any, 0 normal, 1 pubsub, 2 replication (none here) */
+    bool skipme = true, old = r->argc == 3, self = false;
+    int64_t killed = 0;
+
+    if (old) {
+        addr = r->argv[2];
+        al = r->argvlen[2];
+        skipme = false;
+    } else {
+        for (int i = 2; i < r->argc; i += 2) {
+            const char *o = r->argv[i], *v;
+            size_t ol = r->argvlen[i], vl;
+            if (i + 1 >= r->argc) {
+                rc_resp_error(&s->rbuf, "ERR syntax error");
+                return;
+            }
+            v = r->argv[i + 1];
+            vl = r->argvlen[i + 1];
+            if (rc_strcaseeq(o, ol, "id")) {
+                if (!rc_parse_i64(v, vl, &id) || id < 1) {
+                    rc_resp_error(&s->rbuf, "ERR client-id should be greater than 0");
+                    return;
+                }
+            } else if (rc_strcaseeq(o, ol, "type")) {
+                if (rc_strcaseeq(v, vl, "normal"))
+                    type = 0;
+                else if (rc_strcaseeq(v, vl, "pubsub"))
+                    type = 1;
+                else if (rc_strcaseeq(v, vl, "master") || rc_strcaseeq(v, vl, "replica") ||
+                         rc_strcaseeq(v, vl, "slave"))
+                    type = 2;
+                else {
+                    rc_resp_errorf(&s->rbuf, "ERR Unknown client type '%.*s'", (int)RC_MIN(vl, 128),
+                                   v);
+                    return;
+                }
+            } else if (rc_strcaseeq(o, ol, "addr")) {
+                addr = v;
+                al = vl;
+            } else if (rc_strcaseeq(o, ol, "laddr")) {
+                laddr = v;
+                ll = vl;
+            } else if (rc_strcaseeq(o, ol, "user")) {
+                if (!rc_strcaseeq(v, vl, "default")) { /* no ACL users but default */
+                    rc_resp_errorf(&s->rbuf, "ERR No such user '%.*s'", (int)RC_MIN(vl, 128), v);
+                    return;
+                }
+            } else if (rc_strcaseeq(o, ol, "skipme")) {
+                if (rc_strcaseeq(v, vl, "yes"))
+                    skipme = true;
+                else if (rc_strcaseeq(v, vl, "no"))
+                    skipme = false;
+                else {
+                    rc_resp_error(&s->rbuf, "ERR syntax error");
+                    return;
+                }
+            } else {
+                rc_resp_error(&s->rbuf, "ERR syntax error");
+                return;
+            }
+        }
+    }
+    RC_FOR_EACH_CONN(s, x)
+    {
+        if ((id && x->io.id != (uint64_t)id) ||
+            (addr && (strlen(x->addr) != al || memcmp(x->addr, addr, al) != 0)) ||
+            (laddr && (strlen(x->laddr) != ll || memcmp(x->laddr, laddr, ll) != 0)) ||
+            (type >= 0 && type != (rc_conn_subscribed(x) ? 1 : 0)) || (x == c && skipme) ||
+            (x->io.flags & RC_IO_CLOSE_ASAP))
+            continue;
+        killed++;
+        if (x == c)
+            self = true;
+        else
+            rc_conn_close_asap(s, x, "CLIENT KILL");
+    }
+    if (old && !killed)
+        rc_resp_error(&s->rbuf, "ERR No such client");
+    else if (old)
+        rc_resp_simple(&s->rbuf, "OK");
+    else
+        rc_resp_int(&s->rbuf, killed);
+    if (self)
+        c->io.flags |= RC_IO_CLOSE_AFTER_REPLY;
+}
+
 void rc_cmd_client(struct rc_server *s, struct rc_conn *c, const struct rc_req *r)
 {
     const char *sub = r->argv[1];
@@ -557,6 +668,8 @@ void rc_cmd_client(struct rc_server *s, struct rc_conn *c, const struct rc_req *
 
     if (rc_strcaseeq(sub, sl, "id")) {
         rc_resp_int(&s->rbuf, (int64_t)c->io.id);
+    } else if (rc_strcaseeq(sub, sl, "kill")) {
+        client_kill(s, c, r);
     } else if (rc_strcaseeq(sub, sl, "getname")) {
         if (c->name)
             rc_resp_bulkstr(&s->rbuf, c->name);

@@ -36,6 +36,7 @@
 #include "glob.h"
 #include "resp.h"
 #include "udp.h"
+#include "upstream.h"
 
 #define MAX_LINE (64 * 1024)        /* longest config line accepted */
 #define MAX_FILE (16 * 1024 * 1024) /* largest config file read */
@@ -675,6 +676,52 @@ static void get_udp_arb(const struct setting *s, const struct rc_config *c, stru
         rc_buf_appendf(out, "%s%s %s", i ? ", " : "", c->udp_arb[i][0], c->udp_arb[i][1]);
 }
 
+/* ---- Specials: the NATS upstream (upstream.h, docs/upstream.md) ---- */
+
+/* A string kept in a fixed-size field of s->max bytes. */
+static int set_fixed(const struct setting *s, struct rc_config *c, int argc,
+                     const char *const *argv, char *err, size_t errlen)
+{
+    if (strlen(argv[0]) >= (size_t)s->max) {
+        seterr(err, errlen, "argument is too long (at most %lld bytes)", s->max - 1);
+        return -EINVAL;
+    }
+    snprintf(FIELD(c, s, char), (size_t)s->max, "%s", argv[0]);
+    return 0;
+}
+
+static void get_fixed(const struct setting *s, const struct rc_config *c, struct rc_buf *out)
+{
+    rc_buf_append(out, CFIELD(c, s, char), strlen(CFIELD(c, s, char)));
+}
+
+/* `upstream nats://a:4222,nats://b:4222` (or the URLs as separate words);
+ * `upstream ""` turns it off. Refused when the build has no libnats. */
+static int set_upstream(const struct setting *s, struct rc_config *c, int argc,
+                        const char *const *argv, char *err, size_t errlen)
+{
+    struct rc_buf b = {0};
+    int r = 0;
+
+    for (int i = 0; i < argc; i++)
+        rc_buf_appendf(&b, "%s%s", i && argv[i][0] ? "," : "", argv[i]);
+    if (b.len >= sizeof(c->upstream)) {
+        seterr(err, errlen, "argument is too long (at most %zu bytes)", sizeof(c->upstream) - 1);
+        r = -EINVAL;
+    } else if (b.len && (r = rc_upstream_check_urls(b.p, err, errlen)) == 0) {
+        memcpy(c->upstream, b.p, b.len + 1);
+    } else if (!b.len) {
+        c->upstream[0] = '\0';
+    }
+    rc_buf_free(&b);
+    return r;
+}
+
+static void get_upstream(const struct setting *s, const struct rc_config *c, struct rc_buf *out)
+{
+    rc_buf_append(out, c->upstream, strlen(c->upstream));
+}
+
 /* ---- The table ---- */
 
 /* One initializer per type; clang-format would spread each over four lines. */
@@ -687,6 +734,7 @@ static void get_udp_arb(const struct setting *s, const struct rc_config *c, stru
 #define ENUM(n, f, d, e)      {n, set_enum, get_enum, OFF(f), d, 0, 0, false, false, e}
 #define STR(n, f, d, en)      {n, set_str, get_str, OFF(f), d, 0, 0, false, en, NULL}
 #define SPECIAL(n, st, gt, d) {n, st, gt, 0, d, 0, 0, true, false, NULL}
+#define FIXED(n, f)           {n, set_fixed, get_fixed, OFF(f), "", 0, sizeof(((struct rc_config *)0)->f), false, false, NULL}
 /* clang-format on */
 
 #define MB (1024LL * 1024)
@@ -712,6 +760,7 @@ static const struct setting settings[] = {
     U64("timeout", timeout, "0", 0, INT_MAX),
     ENUM("io", io, "uring", &io_enum),
     U64("tick-us", tick_us, "0", 0, 1000000),
+    U64("accum-budget-us", accum_budget_us, "500", 0, 1000000),
     MEM("tick-bytes", tick_bytes, "1mb", 0, LLONG_MAX),
     MEM("so-sndbuf", so_sndbuf, "0", 0, INT_MAX),
     U64("uring-entries", uring_entries, "4096", 1, 32768),
@@ -728,6 +777,12 @@ static const struct setting settings[] = {
     MEM("mdata-queue-low", md.queue_low, "256kb", 0, LLONG_MAX),
     MEM("mdata-pending-max", md.pending_max, "4mb", 0, LLONG_MAX),
     U64("mdata-lastp-max", md.lastp_max, "1000", 1, 1000000),
+    SPECIAL("upstream", set_upstream, get_upstream, ""),
+    FIXED("upstream-user", upstream_user),
+    FIXED("upstream-password", upstream_password),
+    FIXED("upstream-creds", upstream_creds),
+    BOOL("upstream-tls", upstream_tls, "no"),
+    FIXED("upstream-tls-ca", upstream_tls_ca),
 };
 
 static const struct setting *lookup(const char *name)

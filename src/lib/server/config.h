@@ -22,6 +22,9 @@
 #define RC_UDP_NAME 32 /* longest source name + 1 */
 #define RC_UDP_ADDR 64
 
+/* Longest upstream-* value + 1. */
+#define RC_UPSTREAM_CFG 1024
+
 /* One "udp-source <name> <addr:port> [group <mcast-addr> [iface <ifname|addr>]]"
  * (udp.c, docs/udp.md). Fixed-size strings: a config copies by value. */
 struct rc_udp_source_cfg {
@@ -62,6 +65,7 @@ struct rc_config {
     uint64_t timeout;                   /* "timeout" idle seconds, 0 = never [0] */
     enum rc_io_kind io;                 /* "io" uring|epoll|naive [uring] */
     uint64_t tick_us;                   /* "tick-us" accumulation window [0] */
+    uint64_t accum_budget_us;           /* "accum-budget-us" adaptive hold at most [500] */
     uint64_t tick_bytes;       /* "tick-bytes" flush early past this many queued bytes [1mb] */
     uint64_t so_sndbuf;        /* "so-sndbuf" per client socket, 0 = kernel default [0] */
     uint64_t uring_entries;    /* "uring-entries" submission queue size [4096] */
@@ -78,6 +82,14 @@ struct rc_config {
     int nudp;
     char udp_arb[RC_MAX_UDP][2][RC_UDP_NAME]; /* "udp-arbitrate <a> <b>", repeatable [none] */
     int nudp_arb;
+    /* NATS upstream (upstream.h, docs/upstream.md); fixed-size strings so a
+     * config still copies by value. "" = unset. */
+    char upstream[RC_UPSTREAM_CFG];          /* "upstream" nats:// URLs, comma-separated [""] */
+    char upstream_user[RC_UPSTREAM_CFG];     /* "upstream-user" [""] */
+    char upstream_password[RC_UPSTREAM_CFG]; /* "upstream-password" [""] */
+    char upstream_creds[RC_UPSTREAM_CFG];    /* "upstream-creds" .creds file [""] */
+    bool upstream_tls;                       /* "upstream-tls" [no] */
+    char upstream_tls_ca[RC_UPSTREAM_CFG];   /* "upstream-tls-ca" CA file [""] */
 };
 
 /* Replaces c->md.rules (a shallow copy of another config's) by a deep copy. */

@@ -45,6 +45,8 @@
 #include "http1.h"
 #include "json.h"
 #include "mdata.h"
+#include "metrics.h"
+#include "webassets.h"
 #include "ws.h"
 
 #define WS_MAX_ARGS 1024
@@ -388,7 +390,7 @@ static void ws_close(struct rc_server *s, struct rc_conn *c, int status, const c
     c->http->close_sent = true;
     p[0] = (unsigned char)(status >> 8);
     p[1] = (unsigned char)status;
-    memcpy(p + 2, reason, rl);
+    memcpy(p + 2, reason, rl); /* NOLINT(bugprone-not-null-terminated-result): a frame */
     ws_frame(s, c, RC_WS_CLOSE, p, 2 + rl);
     c->io.flags |= RC_IO_CLOSE_AFTER_REPLY;
     if (status != RC_WS_NORMAL)
@@ -532,7 +534,7 @@ static void ws_start(struct rc_server *s, struct rc_conn *c, const struct rc_htt
                     "GET /ws is a WebSocket endpoint: send Upgrade: websocket and "
                     "Connection: Upgrade");
     v = rc_http_header(r, "sec-websocket-version", &vl);
-    if (!v || vl != 2 || memcmp(v, "13", 2))
+    if (!v || vl != 2 || memcmp(v, "13", 2) != 0)
         return fail(s, c, 426, "Sec-WebSocket-Version: 13\r\n",
                     "unsupported WebSocket version (13 only)");
     v = rc_http_header(r, "sec-websocket-key", &vl);
@@ -554,11 +556,26 @@ static void ws_start(struct rc_server *s, struct rc_conn *c, const struct rc_htt
            (unsigned long long)c->io.id, c->addr);
 }
 
+/* GET /metrics: the Prometheus text (metrics.c), behind requirepass. */
+static void metrics(struct rc_server *s, struct rc_conn *c, const struct rc_http_req *r,
+                    const char *q, size_t ql, char *dec, bool head, bool close)
+{
+    struct rc_buf b = {0};
+
+    if (!authorized(s, r, q, ql, dec))
+        return deny_auth(s, c);
+    rc_metrics_render(s, &b);
+    respond(s, c, 200, RC_METRICS_CONTENT_TYPE, "Cache-Control: no-store\r\n", b.p, b.len, head,
+            close);
+    rc_buf_free(&b);
+}
+
 /* ---- Requests ---- */
 
 static void route(struct rc_server *s, struct rc_conn *c, const struct rc_http_req *r, bool head,
                   bool close)
 {
+    const struct rc_web_asset *asset;
     const char *path, *q;
     size_t pl, ql;
     char *dec;
@@ -577,6 +594,14 @@ static void route(struct rc_server *s, struct rc_conn *c, const struct rc_http_r
             fail(s, c, 405, "Allow: GET\r\n", "GET /ws only");
         else
             ws_start(s, c, r, q, ql, dec);
+    } else if (pl == 8 && !memcmp(path, "/metrics", 8)) {
+        metrics(s, c, r, q, ql, dec, head, close);
+    } else if ((asset = rc_web_asset_find(path, pl)) != NULL) {
+        /* The dashboard's files (web/, embedded at build time): public, like
+         * any page; what they fetch (/events, /metrics) asks for the password. */
+        respond(s, c, 200, asset->type,
+                "Cache-Control: no-cache\r\nX-Content-Type-Options: nosniff\r\n",
+                (const char *)asset->data, asset->len, head, close);
     } else {
         static const char nf[] = "not found: try /events, /ws, /metrics, /healthz or /\n";
         respond(s, c, 404, "text/plain; charset=utf-8", NULL, nf, sizeof(nf) - 1, head, close);

@@ -18,6 +18,7 @@
 #include "cmd.h"
 #include "mdata.h"
 #include "udp.h"
+#include "upstream.h"
 
 static void section_server(struct rc_server *s, struct rc_buf *b)
 {
@@ -141,6 +142,28 @@ static void section_fanout(struct rc_server *s, struct rc_buf *b)
     for (int f = 0; f < RC_FMT__COUNT; f++)
         rc_buf_appendf(b, "encodes_%s:%llu\r\n", rc_codecs[f]->name,
                        (unsigned long long)es->encodes[f]);
+    /* The accumulation policy (io/accum.c): how many deliveries share a
+     * send, and how long subscribers' output waited for that. */
+    rc_buf_appendf(b,
+                   "accum_mode:%s\r\n"
+                   "deliveries_per_send:%.3f\r\n"
+                   "held_ticks:%llu\r\n"
+                   "held_sends:%llu\r\n"
+                   "held_us_total:%llu\r\n"
+                   "held_us_avg:%.1f\r\n"
+                   "held_us_max:%llu\r\n"
+                   "held_late_us_max:%llu\r\n"
+                   "accum_busy_permille:%u\r\n",
+                   !s->io.be || !strcmp(s->io.be->name, "naive") ? "off"
+                   : s->io.cfg.tick_us                           ? "fixed"
+                   : s->io.cfg.budget_us                         ? "adaptive"
+                                                                 : "off",
+                   st->sends ? (double)es->deliveries / (double)st->sends : 0.0,
+                   (unsigned long long)st->held_ticks, (unsigned long long)st->held_sends,
+                   (unsigned long long)st->held_us,
+                   st->held_sends ? (double)st->held_us / (double)st->held_sends : 0.0,
+                   (unsigned long long)st->held_max_us, (unsigned long long)st->late_max_us,
+                   s->io.acc.busy_permille);
     rc_buf_appendf(
         b,
         "syscalls_per_delivery:%.6f\r\n"
@@ -165,9 +188,9 @@ static const struct {
     const char *name;
     void (*fn)(struct rc_server *, struct rc_buf *);
 } sections[] = {
-    {"server", section_server}, {"clients", section_clients}, {"stats", section_stats},
-    {"fanout", section_fanout}, {"memory", rc_mem_info},      {"mdata", section_mdata},
-    {"sources", rc_udp_info},
+    {"server", section_server}, {"clients", section_clients},   {"stats", section_stats},
+    {"fanout", section_fanout}, {"memory", rc_mem_info},        {"mdata", section_mdata},
+    {"sources", rc_udp_info},   {"upstream", rc_upstream_info},
 };
 
 void rc_cmd_info(struct rc_server *s, struct rc_conn *c, const struct rc_req *r)

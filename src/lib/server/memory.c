@@ -34,7 +34,9 @@
  *
  * SPDX-License-Identifier: BSD-3-Clause
  */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -53,9 +55,16 @@ static uint64_t machine_memory(void)
     FILE *f = fopen("/sys/fs/cgroup/memory.max", "re");
 
     if (f) {
+        char line[64];
+        char *end;
         unsigned long long v;
-        if (fscanf(f, "%llu", &v) == 1 && v > 0 && (total == 0 || v < total))
-            total = v;
+        if (fgets(line, sizeof(line), f)) {
+            errno = 0;
+            v = strtoull(line, &end, 10);
+            /* "max" (no limit) does not parse, and is left alone. */
+            if (!errno && end != line && v > 0 && (total == 0 || v < total))
+                total = v;
+        }
         fclose(f);
     }
     return total;
@@ -180,9 +189,16 @@ void rc_mem_info(struct rc_server *s, struct rc_buf *b)
     FILE *f = fopen("/proc/self/statm", "re");
 
     if (f) {
-        unsigned long long size, res;
-        if (fscanf(f, "%llu %llu", &size, &res) == 2)
-            rss = res * (uint64_t)sysconf(_SC_PAGESIZE);
+        char line[128];
+        char *end;
+        if (fgets(line, sizeof(line), f)) {
+            /* "size resident shared ...", in pages */
+            errno = 0;
+            (void)strtoull(line, &end, 10);
+            unsigned long long res = strtoull(end, &end, 10);
+            if (!errno)
+                rss = res * (uint64_t)sysconf(_SC_PAGESIZE);
+        }
         fclose(f);
     }
     s->io.stats.sys[RC_SYS_OTHER] += 3;

@@ -36,6 +36,7 @@
 #include "http.h"
 #include "mdata.h"
 #include "udp.h"
+#include "upstream.h"
 
 static const struct rc_io_host_ops host_ops;
 
@@ -59,6 +60,7 @@ void rc_server_sync_io_cfg(struct rc_server *s)
     s->io.cfg = (struct rc_io_cfg){.maxclients = s->cfg.maxclients,
                                    .uring_entries = s->cfg.uring_entries,
                                    .tick_us = s->cfg.tick_us,
+                                   .budget_us = s->cfg.accum_budget_us,
                                    .tick_bytes = s->cfg.tick_bytes,
                                    .zc_threshold = s->cfg.zc_threshold};
 }
@@ -70,8 +72,13 @@ struct rc_server *rc_server_new(const struct rc_config *cfg)
 
     copy_config(&s->cfg, cfg);
     s->log.level = s->cfg.loglevel;
-    s->eng = rc_engine_new(&(struct rc_engine_cfg){
-        .codecs = rc_codecs, .ncodecs = RC_FMT__COUNT, .log = &s->log, .md = &s->cfg.md});
+    s->eng = rc_engine_new(
+        &(struct rc_engine_cfg){.codecs = rc_codecs,
+                                .ncodecs = RC_FMT__COUNT,
+                                .log = &s->log,
+                                .md = &s->cfg.md,
+                                .interest = s->cfg.upstream[0] ? rc_upstream_interest : NULL,
+                                .interest_arg = s});
     rc_arena_init(&s->replies, rc_engine_pool(s->eng));
     s->io.host = &host_ops;
     s->io.log = &s->log;
@@ -234,7 +241,8 @@ int rc_server_start(struct rc_server *s)
         }
     }
     /* The backend owns the listeners now; rc_server_free() closes them. */
-    return rc_udp_start(s);
+    err = rc_udp_start(s);
+    return err ? err : rc_upstream_start(s);
 
 fail:
     for (int i = 0; i < s->nlisten; i++)
@@ -298,6 +306,7 @@ void rc_server_free(struct rc_server *s)
     if (!s)
         return;
     rc_udp_free(s);
+    rc_upstream_free(s);
     /* Listening sockets belong to the backend once it has them. */
     if (s->io.be)
         s->io.be->destroy(&s->io);
@@ -310,8 +319,11 @@ void rc_server_free(struct rc_server *s)
     /* The backend tore every connection down; anything left was never
      * handed to a backend (start failed). */
     while (s->io.head) {
-        struct rc_conn *c = rc_conn_of(s->io.head);
+        struct rc_io_conn *ic = s->io.head;
+        struct rc_conn *c = rc_conn_of(ic);
         rc_conn_unlink(s, c, "server stopped");
+        if (s->io.head == ic) /* unlink takes it off the list; never left on it */
+            rc_io_unlink(&s->io, ic);
         if (c->io.fd >= 0)
             close(c->io.fd);
         c->io.out.inflight = 0;
@@ -542,15 +554,19 @@ static void conn_sent(struct rc_server *s, struct rc_conn *c, size_t n)
 
 void rc_conn_mark_dirty(struct rc_server *s, struct rc_conn *c)
 {
-    if (c->io.flags & RC_IO_DIRTY)
+    /* On the list already and this iteration's push recorded: nothing to do
+     * (one flag test and one compare per delivery). */
+    if ((c->io.flags & RC_IO_DIRTY) && c->io.acc.tick == s->io.acc.tick)
         return;
-    /* Subscribers' output may wait for the tick window; replies to
-     * everyone else go out at once (backend_uring.c, hold_output). */
+    /* Subscribers' output may be held to batch it (io/accum.c); replies to
+     * everyone else go out at once: they are what lets a pipelining
+     * publisher go on, and holding them would slow the feed instead of
+     * growing the subscribers' batches. */
     if (rc_conn_subscribed(c))
         c->io.flags |= RC_IO_HOLDABLE;
     else
         c->io.flags &= ~RC_IO_HOLDABLE;
-    rc_io_dirty_append(&s->io, &c->io);
+    rc_io_note_output(&s->io, &c->io);
 }
 
 /* Detaches c from the engine, leaving what one slice cannot do to

@@ -124,6 +124,7 @@ struct rc_server {
     char *executable;
     struct rc_udp *udp;           /* UDP feed sources (udp.c), NULL when none */
     struct rc_http_scratch *http; /* http.c: scratch for the HTTP port */
+    struct rc_upstream *up;       /* the NATS upstream (upstream.c), NULL when none */
     /* The memory ceiling (memory.c). */
     uint64_t maxmemory;        /* effective ceiling in bytes */
     uint64_t machine_mem;      /* RAM (or cgroup limit) seen at start, for the automatic ceiling */
@@ -221,8 +222,10 @@ bool rc_server_release_tick(struct rc_server *s);
 void rc_server_cron(struct rc_server *s);
 
 /* Iterates the live connections in creation order. */
+/* NOLINTBEGIN(bugprone-macro-parentheses): c names the loop variable */
 #define RC_FOR_EACH_CONN(s, c)                                                                     \
     for (struct rc_conn *c = rc_conn_of((s)->io.head); c;                                          \
          c = c->io.next ? rc_conn_of(c->io.next) : NULL)
+/* NOLINTEND(bugprone-macro-parentheses) */
 
 #endif

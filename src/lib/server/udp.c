@@ -27,6 +27,7 @@
  * SPDX-License-Identifier: BSD-3-Clause
  */
 #include "udp.h"
+#include "upstream.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -261,6 +262,7 @@ static void datagram(struct rc_server *s, struct udp_source *src, const char *p,
         src->messages++;
         if (fresh) {
             rc_engine_publish(s->eng, false, m.chan, m.clen, m.payload, m.len);
+            rc_upstream_forward(s, m.chan, m.clen, m.payload, m.len);
             src->published++;
         }
     }
@@ -497,6 +499,32 @@ const char *rc_udp_source_addr(const struct rc_server *s, int i)
     if (!s->udp || i < 0 || i >= s->udp->n || s->udp->src[i].fd < 0)
         return NULL;
     return s->udp->src[i].addr;
+}
+
+int rc_udp_nsources(const struct rc_server *s)
+{
+    return s->udp ? s->udp->n : 0;
+}
+
+bool rc_udp_source_stats(const struct rc_server *s, int i, struct rc_udp_source_stats *out)
+{
+    const struct udp_source *src;
+
+    if (!s->udp || i < 0 || i >= s->udp->n)
+        return false;
+    src = &s->udp->src[i];
+    *out = (struct rc_udp_source_stats){
+        .name = src->cfg->name,
+        .datagrams = src->datagrams,
+        .bytes = src->bytes,
+        .messages = src->messages,
+        .published = src->published,
+        .malformed = src->malformed,
+        .gaps = src->line.gaps,
+        .duplicates = src->line.duplicates,
+        .reordered = src->line.reordered,
+    };
+    return true;
 }
 
 void rc_udp_info(struct rc_server *s, struct rc_buf *b)

@@ -43,4 +43,17 @@ void rc_udp_info(struct rc_server *s, struct rc_buf *b);
 /* The bound address of source i as "ip:port" (tests, INFO), or NULL. */
 const char *rc_udp_source_addr(const struct rc_server *s, int i);
 
+/* Counters of one source's own line (the per-line tracker), for /metrics. */
+struct rc_udp_source_stats {
+    const char *name; /* borrowed from the server's config */
+    uint64_t datagrams, bytes, messages, published, malformed;
+    uint64_t gaps;       /* skipped and not (yet) filled: falls when a late one fills a gap */
+    uint64_t duplicates; /* dropped as already seen */
+    uint64_t reordered;  /* late messages that filled a gap */
+};
+/* How many sources the server has (0 when none). */
+int rc_udp_nsources(const struct rc_server *s);
+/* Fills *out with source i's counters; false when there is no source i. */
+bool rc_udp_source_stats(const struct rc_server *s, int i, struct rc_udp_source_stats *out);
+
 #endif
