@@ -20,8 +20,9 @@
 # Prints one line per run and, per scenario and transport, the medians of the valid runs. A run
 # with anything lost, skipped, duplicated, reordered, misrouted or undelivered, or with an error,
 # is marked INVALID and left out of the medians. Every RESULT line is kept unchanged in
-# bench/results/<date>-<HHMM>-<host>-transports.jsonl (--out), next to "cmd" lines with the
-# exact server and bench commands and the load average before each run.
+# bench/results/transports/<date>-<HHMM>-<host>-transports.jsonl (--out), next to "cmd" lines
+# with the exact server and bench commands and the load average before each run (a directory of
+# its own: bench/report.py reads the newest bench/results/*.jsonl as a bench/run.sh file).
 #
 # SPDX-License-Identifier: BSD-3-Clause
 set -euo pipefail
@@ -58,9 +59,9 @@ while [ $# -gt 0 ]; do
     shift
 done
 
-mkdir -p "$ROOT/bench/results"
+mkdir -p "$ROOT/bench/results/transports"
 HOST=$(hostname -s 2>/dev/null || hostname)
-[ -n "$OUT" ] || OUT="$ROOT/bench/results/$(date +%Y-%m-%d-%H%M)-$HOST-transports.jsonl"
+[ -n "$OUT" ] || OUT="$ROOT/bench/results/transports/$(date +%Y-%m-%d-%H%M)-$HOST-transports.jsonl"
 TMP=$(mktemp -d /tmp/ringcast-transports.XXXXXX)
 SERVER_PID=""
 cleanup() {
