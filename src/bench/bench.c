@@ -12,6 +12,12 @@
  * and switches counting on and off through perf's control pipe exactly at
  * the window's edges, so perf's start-up time does not eat into the window.
  *
+ * With --proto sse or ws the subscribers connect to ringcastd's HTTP port
+ * (--http-port) as Server-Sent Events streams or WebSockets while the
+ * publishers keep speaking RESP to --port: only the subscribers' transport
+ * changes, so the three runs compare what fan-out costs the server per
+ * delivery in each wire format.
+ *
  * The output is one line `RESULT {json}` for scripts and a short summary for
  * people. Only loopback addresses are accepted: this is a local benchmark and
  * must never be pointed at someone else's server.
@@ -53,20 +59,26 @@ static void usage(FILE *f)
             "Usage: ringcast-bench [options]\n"
             "\n"
             "Fan-out load generator for RESP pub/sub servers (ringcastd, redis-server) and\n"
-            "nats-server. S subscribers over C channels, P publishers, B-byte messages.\n"
+            "nats-server, and for ringcastd's SSE and WebSocket subscribers. S subscribers\n"
+            "over C channels, P publishers, B-byte messages.\n"
             "Subscriber i listens on channel ch.<i%%C>; publisher p sends its n-th message\n"
             "to channel ch.<(p+n)%%C>. Prints one line `RESULT {json}` and a summary.\n"
             "\n"
             "Target:\n"
             "  --host ADDR        server address, loopback only (default 127.0.0.1)\n"
             "  --port N           server port (default 6379; 4222 with --proto nats)\n"
-            "  --proto resp|nats  wire protocol (default resp)\n"
+            "  --proto P          resp, nats, sse or ws (default resp); sse and ws are\n"
+            "                     ringcastd's HTTP port: subscribers read Server-Sent\n"
+            "                     Events or WebSocket frames there, publishers speak RESP\n"
+            "                     to --port\n"
+            "  --http-port N      ringcastd's HTTP port for sse and ws (default 8380)\n"
             "Workload:\n"
             "  --subs S           subscriber connections (default 100)\n"
             "  --channels C       channels (default 1)\n"
             "  --psubscribe       subscribe by pattern ch.<k>.* (channels become ch.<k>.m)\n"
             "  --pubs P           publisher connections (default 1)\n"
-            "  --size B           message size in bytes, >= 24 (default 128)\n"
+            "  --size B           message size in bytes, >= 24, >= 44 with sse and ws\n"
+            "                     (default 128)\n"
             "  --rate R           total messages/s over all publishers; 0 = max (default 0)\n"
             "  --pipeline D       max unacknowledged messages per publisher (default 64);\n"
             "                     NATS bursts are acknowledged by PING/PONG\n"
@@ -148,6 +160,7 @@ enum {
     OPT_HOST = 256,
     OPT_PORT,
     OPT_PROTO,
+    OPT_HTTP_PORT,
     OPT_SUBS,
     OPT_CHANNELS,
     OPT_PSUB,
@@ -170,6 +183,7 @@ static int parse_args(int argc, char **argv, struct rc_bench_opts *o)
         {"host", required_argument, NULL, OPT_HOST},
         {"port", required_argument, NULL, OPT_PORT},
         {"proto", required_argument, NULL, OPT_PROTO},
+        {"http-port", required_argument, NULL, OPT_HTTP_PORT},
         {"subs", required_argument, NULL, OPT_SUBS},
         {"channels", required_argument, NULL, OPT_CHANNELS},
         {"psubscribe", no_argument, NULL, OPT_PSUB},
@@ -189,6 +203,7 @@ static int parse_args(int argc, char **argv, struct rc_bench_opts *o)
     };
     *o = (struct rc_bench_opts){.host = "127.0.0.1",
                                 .port = -1,
+                                .http_port = 8380,
                                 .proto = RC_BENCH_RESP,
                                 .subs = 100,
                                 .channels = 1,
@@ -210,9 +225,14 @@ static int parse_args(int argc, char **argv, struct rc_bench_opts *o)
                 o->proto = RC_BENCH_RESP;
             else if (strcmp(optarg, "nats") == 0)
                 o->proto = RC_BENCH_NATS;
+            else if (strcmp(optarg, "sse") == 0)
+                o->proto = RC_BENCH_SSE;
+            else if (strcmp(optarg, "ws") == 0)
+                o->proto = RC_BENCH_WS;
             else
                 ok = false;
             break;
+        case OPT_HTTP_PORT: ok = parse_int(optarg, 1, 65535, &o->http_port); break;
         case OPT_SUBS: ok = parse_int(optarg, 0, 1000000, &o->subs); break;
         case OPT_CHANNELS: ok = parse_int(optarg, 1, 1000000, &o->channels); break;
         case OPT_PSUB: o->psubscribe = true; break;
@@ -252,11 +272,26 @@ static int parse_args(int argc, char **argv, struct rc_bench_opts *o)
             return -EINVAL;
         }
     }
+    if (rc_bench_over_http(o) && o->size < (int)RC_BENCH_TEXT_HDR) {
+        fprintf(stderr,
+                "ringcast-bench: --size must be at least %u with --proto %s (the payload "
+                "carries a text header so that it stays valid UTF-8)\n",
+                RC_BENCH_TEXT_HDR, rc_bench_proto_name(o->proto));
+        return -EINVAL;
+    }
     if (o->perf && !o->server_pid) {
         fprintf(stderr, "ringcast-bench: --perf needs --server-pid\n");
         return -EINVAL;
     }
     int r = resolve_loopback(o);
+    if (r == 0) {
+        o->http_addr = o->addr;
+        uint16_t hp = htons((uint16_t)o->http_port);
+        if (o->addr.ss_family == AF_INET)
+            ((struct sockaddr_in *)&o->http_addr)->sin_port = hp;
+        else
+            ((struct sockaddr_in6 *)&o->http_addr)->sin6_port = hp;
+    }
     if (r == -EPERM) {
         fprintf(stderr,
                 "ringcast-bench: refusing non-loopback host '%s': only 127.0.0.0/8, ::1 "
@@ -677,8 +712,10 @@ int main(int argc, char **argv)
     bool has_lat = sr->hist.count > 0;
 
     struct rc_buf b = {0};
-    rc_buf_appendf(&b, "{\"label\":\"%s\",\"proto\":\"%s\"", o.label,
-                   o.proto == RC_BENCH_NATS ? "nats" : "resp");
+    rc_buf_appendf(&b, "{\"label\":\"%s\",\"proto\":\"%s\"", o.label, rc_bench_proto_name(o.proto));
+    if (rc_bench_over_http(&o))
+        jnum(&b, "http_port", o.http_port, true);
+    rc_buf_appendf(&b, ",\"payload\":\"%s\"", rc_bench_over_http(&o) ? "text" : "binary");
     jnum(&b, "subs", o.subs, true);
     jnum(&b, "channels", o.channels, true);
     rc_buf_appendf(&b, ",\"psubscribe\":%s,\"idle\":%s", o.psubscribe ? "true" : "false",
@@ -725,8 +762,9 @@ int main(int argc, char **argv)
     rc_buf_free(&b);
 
     if (!o.json_only) {
-        printf("%s: %s, %d subs on %d channel(s)%s, %d pub(s), %d B, %s", o.label,
-               o.proto == RC_BENCH_NATS ? "nats" : "resp", o.subs, o.channels,
+        printf("%s: %s%s, %d subs on %d channel(s)%s, %d pub(s), %d B, %s", o.label,
+               rc_bench_proto_name(o.proto),
+               rc_bench_over_http(&o) ? " subscribers (publishers: resp)" : "", o.subs, o.channels,
                o.psubscribe ? " (patterns)" : "", o.idle ? 0 : o.pubs, o.size,
                o.idle ? "idle" : (o.rate > 0 ? "fixed rate" : "max rate"));
         if (o.rate > 0)

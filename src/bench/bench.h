@@ -18,6 +18,15 @@
  * u64 sequence on that channel, u64 CLOCK_MONOTONIC send time in ns} (host byte order: the
  * bench talks only to itself through the server), then 'x' padding.
  *
+ * Subscribers over HTTP (--proto sse|ws): publishers still speak RESP to
+ * --port, only the subscribers' transport changes. A binary header would not
+ * be valid UTF-8, and the server would carry it base64-encoded ("data_b64"),
+ * so these modes use a text header with the same fields instead: "RCB1",
+ * then the publisher id (8 hex digits), the sequence (16) and the send time
+ * (16), 44 bytes, then 'x' padding. RESP and NATS keep the binary header, so
+ * their figures stay comparable with earlier runs (their servers never look
+ * at payload bytes, only at the length, which is --size either way).
+ *
  * SPDX-License-Identifier: BSD-3-Clause
  */
 #ifndef RC_BENCH_H
@@ -27,19 +36,23 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/socket.h>
 
 #define RC_BENCH_MAGIC     0x52434231u /* "RCB1" */
 #define RC_BENCH_HDR       24u
+#define RC_BENCH_TEXT_HDR  44u /* "RCB1" + 8 + 16 + 16 hex digits */
 #define RC_BENCH_READ_SIZE (256u * 1024u)
 #define RC_BENCH_DRAIN_MS  2000u
 #define RC_BENCH_SETUP_MS  20000u
 
-enum rc_bench_proto { RC_BENCH_RESP, RC_BENCH_NATS };
+/* The subscribers' wire protocol; publishers speak RESP for sse and ws. */
+enum rc_bench_proto { RC_BENCH_RESP, RC_BENCH_NATS, RC_BENCH_SSE, RC_BENCH_WS };
 
 struct rc_bench_opts {
     const char *host;
-    int port;
+    int port;      /* publishers (and RESP/NATS subscribers) */
+    int http_port; /* SSE and WebSocket subscribers */
     int proto;
     int subs;
     int channels;
@@ -55,9 +68,81 @@ struct rc_bench_opts {
     const char *label;
     bool idle;
     bool json_only;
-    struct sockaddr_storage addr;
+    struct sockaddr_storage addr;      /* host:port */
+    struct sockaddr_storage http_addr; /* host:http_port */
     socklen_t addrlen;
 };
+
+static inline bool rc_bench_over_http(const struct rc_bench_opts *o)
+{
+    return o->proto == RC_BENCH_SSE || o->proto == RC_BENCH_WS;
+}
+
+const char *rc_bench_proto_name(int proto);
+
+/* ---- Payload header: binary (resp, nats) or text (sse, ws), see the top ---- */
+
+/* Writes the header into the first RC_BENCH_HDR or RC_BENCH_TEXT_HDR bytes of dst. */
+static inline void rc_bench_stamp(char *dst, bool text, uint32_t pub, uint64_t seq, uint64_t sent)
+{
+    static const char hex[] = "0123456789abcdef";
+    uint32_t magic = RC_BENCH_MAGIC;
+    if (!text) {
+        memcpy(dst, &magic, 4);
+        memcpy(dst + 4, &pub, 4);
+        memcpy(dst + 8, &seq, 8);
+        memcpy(dst + 16, &sent, 8);
+        return;
+    }
+    static const char tmagic[4] = {'R', 'C', 'B', '1'};
+    memcpy(dst, tmagic, sizeof(tmagic));
+    for (int i = 0; i < 8; i++)
+        dst[4 + i] = hex[(pub >> (28 - 4 * i)) & 15];
+    for (int i = 0; i < 16; i++) {
+        dst[12 + i] = hex[(seq >> (60 - 4 * i)) & 15];
+        dst[28 + i] = hex[(sent >> (60 - 4 * i)) & 15];
+    }
+}
+
+/* n lowercase or uppercase hex digits at p; false if any is not one. */
+static inline bool rc_bench_unhex(const char *p, int n, uint64_t *out)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++) {
+        unsigned c = (unsigned char)p[i];
+        unsigned d = c - '0';
+        if (d > 9) {
+            d = (c | 0x20u) - 'a';
+            if (d > 5)
+                return false;
+            d += 10;
+        }
+        v = v << 4 | d;
+    }
+    *out = v;
+    return true;
+}
+
+/* Reads a header written by rc_bench_stamp from a payload of at least the header's size;
+ * false if it is not one (wrong magic or, in text, a non-hex digit). */
+static inline bool rc_bench_unstamp(const char *p, bool text, uint32_t *pub, uint64_t *seq,
+                                    uint64_t *sent)
+{
+    if (!text) {
+        uint32_t magic;
+        memcpy(&magic, p, 4);
+        memcpy(pub, p + 4, 4);
+        memcpy(seq, p + 8, 8);
+        memcpy(sent, p + 16, 8);
+        return magic == RC_BENCH_MAGIC;
+    }
+    uint64_t v;
+    if (memcmp(p, "RCB1", 4) != 0 || !rc_bench_unhex(p + 4, 8, &v) ||
+        !rc_bench_unhex(p + 12, 16, seq) || !rc_bench_unhex(p + 28, 16, sent))
+        return false;
+    *pub = (uint32_t)v;
+    return true;
+}
 
 /* ---- Latency histogram: log-bucketed, ~3% resolution, ns values ---- */
 
@@ -140,8 +225,9 @@ int rc_bench_receivers(const struct rc_bench_opts *o, int ch);
 /* Writes the name of channel ch to dst (>= 32 bytes); returns its length. */
 size_t rc_bench_channel_name(const struct rc_bench_opts *o, int ch, char *dst);
 
-/* Non-blocking TCP connection to o->addr within timeout_ms; returns the fd or -errno. */
-int rc_bench_connect(const struct rc_bench_opts *o, unsigned timeout_ms);
+/* Non-blocking TCP connection to o->addr (o->http_addr if http) within timeout_ms;
+ * returns the fd or -errno. */
+int rc_bench_connect(const struct rc_bench_opts *o, bool http, unsigned timeout_ms);
 
 /* Writes all of buf to a non-blocking fd, polling, within timeout_ms. 0 or -errno. */
 int rc_bench_write_all(int fd, const char *buf, size_t len, unsigned timeout_ms);

@@ -9,6 +9,10 @@
  * command prefix and a payload template, with one clock reading per burst
  * (every message of a burst leaves in the same write()).
  *
+ * With --proto sse or ws the publishers are RESP publishers like any other
+ * (only the subscribers change transport); the payload then carries the
+ * text form of the header (bench.h).
+ *
  * With --rate R each publisher follows its own schedule of R/P messages per
  * second from the moment publishing starts (a token bucket without a burst
  * cap beyond the pipeline bound); without it publishers refill the pipeline
@@ -138,11 +142,7 @@ static void refill(struct pub *s, struct pconn *c, uint64_t now)
         memcpy(w, s->prefix[ch], s->prefix_len[ch]);
         w += s->prefix_len[ch];
         memcpy(w, s->payload, (size_t)o->size);
-        uint32_t magic = RC_BENCH_MAGIC;
-        memcpy(w, &magic, 4);
-        memcpy(w + 4, &c->id, 4);
-        memcpy(w + 8, &seq, 8);
-        memcpy(w + 16, &now, 8);
+        rc_bench_stamp(w, rc_bench_over_http(o), c->id, seq, now);
         w += o->size;
         *w++ = '\r';
         *w++ = '\n';
@@ -163,7 +163,7 @@ static void refill(struct pub *s, struct pconn *c, uint64_t now)
 static void on_line(struct pub *s, struct pconn *c, const char *p, size_t len)
 {
     const struct rc_bench_opts *o = s->o;
-    if (o->proto == RC_BENCH_RESP && len > 0 && p[0] == ':') {
+    if (o->proto != RC_BENCH_NATS && len > 0 && p[0] == ':') {
         int64_t v;
         if (!rc_parse_i64(p + 1, len - 1, &v))
             goto bad;
@@ -249,7 +249,7 @@ static int setup(struct pub *s)
     const struct rc_bench_opts *o = s->o;
     for (int i = 0; i < o->pubs; i++) {
         struct pconn *c = &s->conns[i];
-        int fd = rc_bench_connect(o, 5000);
+        int fd = rc_bench_connect(o, false, 5000);
         if (fd < 0) {
             set_err(s, "publisher %u: connect failed: %s", (unsigned)i, strerror(-fd));
             return fd;

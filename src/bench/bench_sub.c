@@ -10,6 +10,10 @@
  * carried in a small per-connection buffer and put in front of the next read;
  * nothing is allocated per message.
  *
+ * Over ringcastd's HTTP port (--proto sse|ws) the parsers are in
+ * bench_sub_http.c; the state and the per-delivery checks they share are in
+ * bench_sub.h.
+ *
  * Ordering is checked per (subscriber, publisher) against the next expected
  * sequence number: a higher number counts the skipped ones as gaps, the one
  * just before the expected number is a duplicate, anything older a reorder.
@@ -26,46 +30,7 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
-#include "bench.h"
-#include "util.h"
-
-struct sconn {
-    int fd;
-    int idx;
-    bool subscribed;
-    bool dead;
-    char *carry;
-    size_t carry_len;
-    size_t carry_cap;
-    uint64_t *next; /* next expected sequence per publisher */
-    const char *chname;
-    size_t chlen;
-    /* every message frame for this connection starts with these bytes, up to
-     * the payload length: the fast path compares them in one memcmp */
-    char hdr[96];
-    size_t hdrlen;
-};
-
-struct sub {
-    const struct rc_bench_opts *o;
-    struct rc_bench_sub_result *res;
-    struct sconn *conns;
-    char (*chnames)[32];
-    size_t *chlens;
-    char *buf;
-    size_t bufsize;
-    size_t carry_max;
-    int ep;
-    bool measuring;
-    uint64_t now;
-    int ready;
-};
-
-static void set_err(struct sub *s, const char *fmt, int a, const char *b)
-{
-    if (s->res->err[0] == '\0')
-        snprintf(s->res->err, sizeof(s->res->err), fmt, a, b);
-}
+#include "bench_sub.h"
 
 static void conn_close(struct sub *s, struct sconn *c)
 {
@@ -75,60 +40,6 @@ static void conn_close(struct sub *s, struct sconn *c)
     epoll_ctl(s->ep, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
     c->fd = -1;
-}
-
-/* A message whose channel has been checked; pay holds plen bytes. */
-static void on_payload(struct sub *s, struct sconn *c, const char *pay, size_t plen)
-{
-    struct rc_bench_sub_result *r = s->res;
-    r->deliveries++;
-    if (RC_UNLIKELY(plen != (size_t)s->o->size)) {
-        r->misrouted++;
-        return;
-    }
-    uint32_t magic, pub;
-    uint64_t seq, sent;
-    memcpy(&magic, pay, 4);
-    memcpy(&pub, pay + 4, 4);
-    memcpy(&seq, pay + 8, 8);
-    memcpy(&sent, pay + 16, 8);
-    if (RC_UNLIKELY(magic != RC_BENCH_MAGIC || pub >= (uint32_t)s->o->pubs)) {
-        r->misrouted++;
-        return;
-    }
-    uint64_t *nx = &c->next[pub];
-    if (RC_LIKELY(seq == *nx)) {
-        *nx = seq + 1;
-    } else if (seq > *nx) {
-        r->gaps += seq - *nx;
-        *nx = seq + 1;
-    } else if (seq + 1 == *nx) {
-        r->dups++;
-    } else {
-        r->reorders++;
-    }
-    if (s->measuring)
-        rc_hist_add(&r->hist, s->now > sent ? s->now - sent : 0);
-}
-
-static void on_message(struct sub *s, struct sconn *c, const char *chan, size_t clen,
-                       const char *pay, size_t plen)
-{
-    if (RC_UNLIKELY(clen != c->chlen || memcmp(chan, c->chname, clen) != 0)) {
-        s->res->deliveries++;
-        s->res->misrouted++;
-        return;
-    }
-    on_payload(s, c, pay, plen);
-}
-
-static void on_subscribed(struct sub *s, struct sconn *c)
-{
-    if (!c->subscribed) {
-        c->subscribed = true;
-        s->ready++;
-        atomic_store_explicit(&rc_bench.subs_ready, s->ready, memory_order_release);
-    }
 }
 
 /* "<digits>\r\n" at p. Returns 1 and sets *v, *after; 0 if incomplete; -1 if malformed. */
@@ -172,7 +83,7 @@ static ssize_t parse_resp(struct sub *s, struct sconn *c, const char *p0, const 
                 return -1;
             if ((size_t)(end - q) < (size_t)n + 2)
                 return p - p0;
-            on_payload(s, c, q, (size_t)n);
+            rc_bsub_payload(s, c, q, (size_t)n);
             p = q + n + 2;
             continue;
         }
@@ -219,12 +130,12 @@ static ssize_t parse_resp(struct sub *s, struct sconn *c, const char *p0, const 
             }
             p = q;
             if (n == 3 && el[0] == 7 && memcmp(ep[0], "message", 7) == 0)
-                on_message(s, c, ep[1], el[1], ep[2], el[2]);
+                rc_bsub_message(s, c, ep[1], el[1], ep[2], el[2]);
             else if (n == 4 && el[0] == 8 && memcmp(ep[0], "pmessage", 8) == 0)
-                on_message(s, c, ep[2], el[2], ep[3], el[3]);
+                rc_bsub_message(s, c, ep[2], el[2], ep[3], el[3]);
             else if (n == 3 && ((el[0] == 9 && memcmp(ep[0], "subscribe", 9) == 0) ||
                                 (el[0] == 10 && memcmp(ep[0], "psubscribe", 10) == 0)))
-                on_subscribed(s, c);
+                rc_bsub_subscribed(s, c);
             continue;
         }
         /* +simple, -error, :int: one line */
@@ -237,7 +148,7 @@ static ssize_t parse_resp(struct sub *s, struct sconn *c, const char *p0, const 
             size_t ll = RC_MIN((size_t)(nl - p), sizeof(line) - 1);
             memcpy(line, p, ll);
             line[ll] = '\0';
-            set_err(s, "subscriber %d got an error: %s", c->idx, line);
+            rc_bsub_err(s, "subscriber %d got an error: %s", c->idx, line);
         } else if (*p != '+' && *p != ':') {
             return -1;
         }
@@ -271,7 +182,7 @@ static ssize_t parse_nats(struct sub *s, struct sconn *c, const char *p0, const 
             const char *pay = nl + 1;
             if ((size_t)(end - pay) < len + 2)
                 return p - p0;
-            on_payload(s, c, pay, len);
+            rc_bsub_payload(s, c, pay, len);
             p = pay + len + 2;
             continue;
         }
@@ -292,13 +203,13 @@ static ssize_t parse_nats(struct sub *s, struct sconn *c, const char *p0, const 
             const char *pay = nl + 1;
             if ((size_t)(end - pay) < len + 2)
                 return p - p0;
-            on_message(s, c, subj, (size_t)(sp - subj), pay, len);
+            rc_bsub_message(s, c, subj, (size_t)(sp - subj), pay, len);
             p = pay + len + 2;
             continue;
         }
         size_t ll = (size_t)(le - p);
         if (ll == 4 && memcmp(p, "PONG", 4) == 0) {
-            on_subscribed(s, c);
+            rc_bsub_subscribed(s, c);
         } else if (ll == 4 && memcmp(p, "PING", 4) == 0) {
             if (rc_bench_write_all(c->fd, "PONG\r\n", 6, 1000) < 0)
                 return -1;
@@ -308,7 +219,7 @@ static ssize_t parse_nats(struct sub *s, struct sconn *c, const char *p0, const 
             ll = RC_MIN(ll, sizeof(line) - 1);
             memcpy(line, p, ll);
             line[ll] = '\0';
-            set_err(s, "subscriber %d got an error: %s", c->idx, line);
+            rc_bsub_err(s, "subscriber %d got an error: %s", c->idx, line);
         } else if (!(ll >= 3 && memcmp(p, "+OK", 3) == 0) &&
                    !(ll >= 4 && memcmp(p, "INFO", 4) == 0)) {
             return -1;
@@ -331,20 +242,25 @@ static void on_readable(struct sub *s, struct sconn *c)
             if (n < 0 && (errno == EAGAIN || errno == EINTR))
                 return;
             s->res->closed++;
-            set_err(s, "subscriber %d: server closed the connection (%s)", c->idx,
-                    n == 0 ? "EOF" : strerror(errno));
+            rc_bsub_err(s, "subscriber %d: server closed the connection (%s)", c->idx,
+                        n == 0 ? "EOF" : strerror(errno));
             conn_close(s, c);
             return;
         }
         s->now = rc_bench_now_ns();
         const char *end = s->buf + k + (size_t)n;
-        ssize_t used = s->o->proto == RC_BENCH_NATS ? parse_nats(s, c, s->buf, end)
-                                                    : parse_resp(s, c, s->buf, end);
+        ssize_t used;
+        switch (s->o->proto) {
+        case RC_BENCH_NATS: used = parse_nats(s, c, s->buf, end); break;
+        case RC_BENCH_SSE: used = rc_bsub_parse_sse(s, c, s->buf, end); break;
+        case RC_BENCH_WS: used = rc_bsub_parse_ws(s, c, s->buf, end); break;
+        default: used = parse_resp(s, c, s->buf, end); break;
+        }
         size_t left = used < 0 ? 0 : (size_t)(end - s->buf - used);
         if (used < 0 || left > s->carry_max) {
             s->res->proto_errors++;
-            set_err(s, "subscriber %d: unexpected bytes from the server%s", c->idx,
-                    used < 0 ? "" : " (frame too large)");
+            rc_bsub_err(s, "subscriber %d: unexpected bytes from the server%s", c->idx,
+                        used < 0 ? "" : " (frame too large)");
             conn_close(s, c);
             return;
         }
@@ -360,10 +276,58 @@ static void on_readable(struct sub *s, struct sconn *c)
     }
 }
 
+/* The bytes before (and, over HTTP, after) the payload of every delivery to c. */
+static void set_prefix(struct sub *s, struct sconn *c, int ch)
+{
+    const struct rc_bench_opts *o = s->o;
+    char pat[32];
+    int hl = 0;
+    snprintf(pat, sizeof(pat), "ch.%d.*", ch);
+    switch (o->proto) {
+    case RC_BENCH_NATS:
+        hl = snprintf(c->hdr, sizeof(c->hdr), "MSG %s %d ", c->chname, c->idx + 1);
+        break;
+    case RC_BENCH_SSE:
+    case RC_BENCH_WS: rc_bsub_http_prefix(s, c, ch); return;
+    default:
+        if (o->psubscribe)
+            hl = snprintf(c->hdr, sizeof(c->hdr),
+                          "*4\r\n$8\r\npmessage\r\n$%zu\r\n%s\r\n$%zu\r\n%s\r\n$", strlen(pat), pat,
+                          c->chlen, c->chname);
+        else
+            hl = snprintf(c->hdr, sizeof(c->hdr), "*3\r\n$7\r\nmessage\r\n$%zu\r\n%s\r\n$",
+                          c->chlen, c->chname);
+        break;
+    }
+    c->hdrlen = (size_t)hl;
+}
+
+/* What c sends first: a subscription, or the HTTP request. Returns the length in cmd. */
+static int first_request(struct sub *s, struct sconn *c, int ch, char *cmd, size_t cap)
+{
+    const struct rc_bench_opts *o = s->o;
+    char pat[32];
+    int pl = snprintf(pat, sizeof(pat), "ch.%d.*", ch);
+    switch (o->proto) {
+    case RC_BENCH_NATS:
+        return snprintf(cmd, cap,
+                        "CONNECT {\"verbose\":false,\"pedantic\":false,\"name\":\"rcbench\"}\r\n"
+                        "SUB %s %d\r\nPING\r\n",
+                        o->psubscribe ? pat : c->chname, c->idx + 1);
+    case RC_BENCH_SSE:
+    case RC_BENCH_WS: return rc_bsub_http_request(s, c, ch, cmd, cap);
+    default:
+        if (o->psubscribe)
+            return snprintf(cmd, cap, "*2\r\n$10\r\nPSUBSCRIBE\r\n$%d\r\n%s\r\n", pl, pat);
+        return snprintf(cmd, cap, "*2\r\n$9\r\nSUBSCRIBE\r\n$%zu\r\n%s\r\n", c->chlen, c->chname);
+    }
+}
+
 static int setup(struct sub *s)
 {
     const struct rc_bench_opts *o = s->o;
-    char cmd[128];
+    char cmd[512];
+    bool http = rc_bench_over_http(o);
     for (int i = 0; i < o->subs; i++) {
         if (atomic_load(&rc_bench.stop_sub))
             return -EINTR;
@@ -371,50 +335,24 @@ static int setup(struct sub *s)
         c->idx = i;
         c->fd = -1;
         c->dead = true;
+        c->in_head = http;
+        uint32_t key = 0x9e3779b9u * (uint32_t)(i + 1); /* any key will do */
+        memcpy(c->mask, &key, 4);
         int ch = i % o->channels;
         c->chname = s->chnames[ch];
         c->chlen = s->chlens[ch];
-        int hl;
-        if (o->proto == RC_BENCH_NATS)
-            hl = snprintf(c->hdr, sizeof(c->hdr), "MSG %s %d ", c->chname, i + 1);
-        else if (o->psubscribe)
-            hl = snprintf(c->hdr, sizeof(c->hdr),
-                          "*4\r\n$8\r\npmessage\r\n$%zu\r\nch.%d.*\r\n"
-                          "$%zu\r\n%s\r\n$",
-                          (size_t)snprintf(NULL, 0, "ch.%d.*", ch), ch, c->chlen, c->chname);
-        else
-            hl = snprintf(c->hdr, sizeof(c->hdr), "*3\r\n$7\r\nmessage\r\n$%zu\r\n%s\r\n$",
-                          c->chlen, c->chname);
-        c->hdrlen = (size_t)hl;
-        int fd = rc_bench_connect(o, 5000);
+        set_prefix(s, c, ch);
+        int fd = rc_bench_connect(o, http, 5000);
         if (fd < 0) {
-            set_err(s, "subscriber %d: connect failed: %s", i, strerror(-fd));
+            rc_bsub_err(s, "subscriber %d: connect failed: %s", i, strerror(-fd));
             return fd;
         }
         c->fd = fd;
         c->dead = false;
-        int len;
-        if (o->proto == RC_BENCH_NATS) {
-            char subj[40];
-            if (o->psubscribe)
-                snprintf(subj, sizeof(subj), "ch.%d.*", ch);
-            else
-                snprintf(subj, sizeof(subj), "%s", c->chname);
-            len = snprintf(cmd, sizeof(cmd),
-                           "CONNECT {\"verbose\":false,\"pedantic\":false,\"name\":\"rcbench\"}\r\n"
-                           "SUB %s %d\r\nPING\r\n",
-                           subj, i + 1);
-        } else if (o->psubscribe) {
-            char pat[32];
-            int pl = snprintf(pat, sizeof(pat), "ch.%d.*", ch);
-            len = snprintf(cmd, sizeof(cmd), "*2\r\n$10\r\nPSUBSCRIBE\r\n$%d\r\n%s\r\n", pl, pat);
-        } else {
-            len = snprintf(cmd, sizeof(cmd), "*2\r\n$9\r\nSUBSCRIBE\r\n$%zu\r\n%s\r\n", c->chlen,
-                           c->chname);
-        }
+        int len = first_request(s, c, ch, cmd, sizeof(cmd));
         int r = rc_bench_write_all(fd, cmd, (size_t)len, 5000);
         if (r < 0) {
-            set_err(s, "subscriber %d: subscribe failed: %s", i, strerror(-r));
+            rc_bsub_err(s, "subscriber %d: subscribe failed: %s", i, strerror(-r));
             return r;
         }
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
@@ -428,7 +366,7 @@ void *rc_bench_sub_main(void *arg)
 {
     struct rc_bench_sub_ctx *ctx = arg;
     const struct rc_bench_opts *o = ctx->o;
-    struct sub s = {.o = o, .res = &ctx->res};
+    struct sub s = {.o = o, .res = &ctx->res, .text = rc_bench_over_http(o)};
     s.bufsize = RC_MAX((size_t)RC_BENCH_READ_SIZE, 4 * ((size_t)o->size + 256));
     s.carry_max = (size_t)o->size + 4096;
     s.buf = rc_xmalloc(s.bufsize + s.carry_max);

@@ -30,6 +30,16 @@ uint64_t rc_bench_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+const char *rc_bench_proto_name(int proto)
+{
+    switch (proto) {
+    case RC_BENCH_NATS: return "nats";
+    case RC_BENCH_SSE: return "sse";
+    case RC_BENCH_WS: return "ws";
+    default: return "resp";
+    }
+}
+
 int rc_bench_receivers(const struct rc_bench_opts *o, int ch)
 {
     if (o->idle || ch >= o->channels)
@@ -63,15 +73,16 @@ static int wait_fd(int fd, short ev, uint64_t deadline_ns)
     return -ETIMEDOUT;
 }
 
-int rc_bench_connect(const struct rc_bench_opts *o, unsigned timeout_ms)
+int rc_bench_connect(const struct rc_bench_opts *o, bool http, unsigned timeout_ms)
 {
-    int fd = socket(o->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    const struct sockaddr_storage *addr = http ? &o->http_addr : &o->addr;
+    int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     uint64_t deadline = rc_bench_now_ns() + (uint64_t)timeout_ms * 1000000u;
-    if (connect(fd, (const struct sockaddr *)&o->addr, o->addrlen) < 0) {
+    if (connect(fd, (const struct sockaddr *)addr, o->addrlen) < 0) {
         if (errno != EINPROGRESS) {
             int e = -errno;
             close(fd);

@@ -9,6 +9,12 @@ to the known receiver count, and -- at a fixed rate the server can surely
 keep up with -- every expected delivery arrived. Also checks that the tool
 refuses a non-loopback host. Every subprocess has a timeout.
 
+With --proto sse and ws (ringcastd only) the subscribers are event streams
+and WebSockets on the server's HTTP port while the publishers speak RESP;
+the same runs must give the same clean accounting, and the server's own
+encode counters must show that SSE events / WebSocket frames -- not RESP --
+went out.
+
 SPDX-License-Identifier: BSD-3-Clause
 """
 
@@ -113,6 +119,104 @@ def test_idle_reports_memory():
                  res["server_rss_kb"])
 
 
+def http_server():
+    """A ringcastd with its HTTP port on a free port (the helper turns it off by default)."""
+    if rc.is_redis():
+        raise rc.Skip("the HTTP port (SSE, WebSocket) is ringcast's own")
+    hport = rc.free_port()
+    srv = rc.Server(flags=["--http-port", str(hport)])
+    srv.hport = hport
+    return srv
+
+
+def encodes(srv):
+    """INFO fanout's encodes_<format> counters."""
+    with srv.conn() as conn:
+        sec = rc.info_sections(conn.cmd("INFO", "fanout"))["fanout"]
+    return {k[len("encodes_"):]: int(v) for k, v in sec.items() if k.startswith("encodes_")}
+
+
+def check_http_run(srv, proto, args, subs):
+    """Runs ringcast-bench with --proto proto against srv's HTTP port at a fixed rate and
+    asserts clean, complete accounting and that the server encoded for that format."""
+    before = encodes(srv)
+    code, res, out, err = run_bench(["--proto", proto, "--port", srv.port,
+                                     "--http-port", srv.hport, "--subs", subs] + args)
+    check_clean(code, res, out, err)
+    rc.check_eq(res["proto"], proto, "proto reported")
+    rc.check_eq(res["http_port"], srv.hport, "http_port reported")
+    rc.check_eq(res["payload"], "text", "payload form")
+    rc.check_eq(res["deliveries"], res["expected"], "every expected delivery arrived")
+    rc.check_eq(res["lost"], 0, "lost")
+    after = encodes(srv)
+    fmt = "sse" if proto == "sse" else "ws"
+    # every published message was encoded once in the subscribers' format...
+    rc.check(after.get(fmt, 0) - before.get(fmt, 0) >= res["published"],
+             "an %s encoding per published message" % fmt, ">= %d" % res["published"],
+             (before, after))
+    # ...and none for RESP subscribers, as there were none
+    for resp in ("resp2", "resp3"):
+        rc.check_eq(after.get(resp, 0) - before.get(resp, 0), 0, "%s encodings" % resp)
+    return res
+
+
+def test_sse_fixed_rate():
+    """--proto sse: 10 event streams on one channel, 2 s at 5000 msg/s, all delivered."""
+    with http_server() as srv:
+        res = check_http_run(srv, "sse", [
+            "--channels", 1, "--pubs", 1, "--size", 128, "--rate", 5000, "--duration", 2,
+            "--warmup", 0.3, "--server-pid", srv.proc.pid, "--json-only"], 10)
+        rc.check_eq(res["expected"], res["published"] * 10, "expected = published x 10")
+        rc.check(20000 <= res["window_deliveries"] <= 200000, "window deliveries near the rate",
+                 "about 100000", res["window_deliveries"])
+        rc.check(res["lat_p50_us"] is not None and 0 < res["lat_p50_us"] <= res["lat_max_us"],
+                 "latency measured", "0 < p50 <= max", (res["lat_p50_us"], res["lat_max_us"]))
+        rc.check(srv.alive(), "server still running")
+
+
+def test_ws_fixed_rate():
+    """--proto ws: 10 WebSockets on one channel, 2 s at 5000 msg/s, all delivered."""
+    with http_server() as srv:
+        res = check_http_run(srv, "ws", [
+            "--channels", 1, "--pubs", 1, "--size", 128, "--rate", 5000, "--duration", 2,
+            "--warmup", 0.3, "--server-pid", srv.proc.pid, "--json-only"], 10)
+        rc.check_eq(res["expected"], res["published"] * 10, "expected = published x 10")
+        rc.check(20000 <= res["window_deliveries"] <= 200000, "window deliveries near the rate",
+                 "about 100000", res["window_deliveries"])
+        rc.check(srv.alive(), "server still running")
+
+
+def test_http_patterns_many_publishers_sizes():
+    """sse and ws by pattern, 3 publishers over 4 channels, at sizes that give each WebSocket
+    length form (7-bit, 16-bit, 64-bit): complete and in order."""
+    with http_server() as srv:
+        for proto in ("sse", "ws"):
+            for size, rate in ((44, 3000), (4096, 3000), (70000, 300)):
+                check_http_run(srv, proto, [
+                    "--channels", 4, "--psubscribe", "--pubs", 3, "--size", size,
+                    "--rate", rate, "--pipeline", 16, "--duration", 0.5, "--warmup", 0.2,
+                    "--json-only"], 12)
+
+
+def test_http_bad_setups():
+    """Too small a --size for the text header is refused; a --http-port that is a RESP port
+    fails setup at once with what it answered, not after the 20 s setup limit."""
+    code, res, out, err = run_bench(["--proto", "ws", "--port", 6379, "--size", 43])
+    rc.check_eq(code, 2, "exit code for --size 43 with --proto ws")
+    rc.check("at least 44" in err, "a clear error", "--size must be at least 44 ...", err)
+    with http_server() as srv:
+        for proto in ("sse", "ws"):
+            code, res, out, err = run_bench(["--proto", proto, "--port", srv.port,
+                                             "--http-port", srv.port, "--subs", 2,
+                                             "--duration", 1, "--json-only"])
+            rc.check_eq(code, 1, "exit code when --http-port is the RESP port")
+            rc.check(res is not None and "error" in res, "RESULT carries an error", "error", out)
+            rc.check("does not speak HTTP" in err, "stderr says why", "does not speak HTTP",
+                     err)
+            rc.check("setup timed out" not in (res or {}).get("error", ""), "failed at once",
+                     "setup failed", res)
+
+
 def test_refuses_non_loopback_host():
     code, res, out, err = run_bench(["--host", "192.0.2.1", "--port", 6379, "--duration", 1])
     rc.check_eq(code, 2, "exit code for a non-loopback host")
@@ -130,5 +234,6 @@ def test_reports_refused_connection():
 
 if __name__ == "__main__":
     rc.run_tests([test_smoke_fixed_rate, test_max_rate_patterns_many_publishers,
-                  test_idle_reports_memory, test_refuses_non_loopback_host,
-                  test_reports_refused_connection])
+                  test_idle_reports_memory, test_sse_fixed_rate, test_ws_fixed_rate,
+                  test_http_patterns_many_publishers_sizes, test_http_bad_setups,
+                  test_refuses_non_loopback_host, test_reports_refused_connection])
