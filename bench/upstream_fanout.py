@@ -16,7 +16,7 @@ every one has its share. Reported per case: deliveries per second (wall clock, f
 publish to the last byte), and the CPU time of the servers (nats-servers, plus the edges in the
 edge case; /proc/PID/task/*/schedstat) per delivery, summed over all of them. The load
 generator's own CPU is not counted, but it runs on the same machine: every process here shares
-its cores (2 on the machine the numbers in docs/upstream.md come from), so take the ratio of the
+its cores (2 on the machine the numbers in docs/cluster.md come from), so take the ratio of the
 two cases, not the absolute values.
 
 SPDX-License-Identifier: BSD-3-Clause

@@ -56,7 +56,7 @@ static void usage(FILE *f)
                "                             take a UDP feed (docs/udp.md; repeatable)\n"
                "  --udp-arbitrate <a> <b>    sources a and b carry the same feed (A/B)\n"
                "  --upstream nats://<host:port>[,...]\n"
-               "                             be the edge of a NATS cluster (docs/upstream.md)\n"
+               "                             be the edge of a NATS cluster (docs/cluster.md)\n"
                "  --loglevel debug|verbose|notice|warning   (default notice)\n"
                "  --logfile <path>           log file (default: standard error)\n"
                "\n"

@@ -1,4 +1,4 @@
-"""test_upstream -- ringcastd edges in front of a real NATS cluster (docs/upstream.md).
+"""test_upstream -- ringcastd edges in front of a real NATS cluster (docs/cluster.md).
 
 Every NATS server here is a real nats-server process this test starts, on
 free 127.0.0.1 ports, configured by flags (clustered with routes when there
@@ -265,7 +265,7 @@ def wait_subjects(node, rid, want, what):
 
 def refused(*flags):
     """Runs ringcastd with flags; returns its output, checking it exits 1."""
-    argv = [rc.ringcastd_path(), "--port", "0"] + list(flags)
+    argv = [rc.ringcastd_path(), "--port", "0", "--http-port", "0"] + list(flags)
     p = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=20)
     out = (p.stdout + p.stderr).decode("utf-8", "replace")
     rc.check_eq(p.returncode, 1, "ringcastd %s exits 1" % " ".join(flags))
@@ -497,7 +497,8 @@ def test_failover():
     heavy_case()
     with Cluster(3) as cl:
         n1, n2 = cl.nodes[0], cl.nodes[1]
-        a = edge([n1.url])  # discovers n2 and n3 from the cluster
+        # f.* is sequenced on edge A: after its outage, its subscribers are told.
+        a = edge([n1.url], "--mdata-rule", "f.* seq")  # discovers n2 and n3 from the cluster
         b = edge([n2.url])
         subs = []
         try:
@@ -537,6 +538,15 @@ def test_failover():
                      got=info)
             rc.check(int(info["upstream_last_outage_start_ms"]) > 0, "INFO keeps the outage time",
                      got=info)
+            # Messages published elsewhere while A was away never reached it:
+            # its subscriber of the sequenced channel is told, on the notice channel.
+            rc.wait_until(lambda: local.pump() is not None and
+                          any(m.startswith(b"upstream-gap") for m in local.got), WAIT)
+            rc.check(any(m.startswith(b"upstream-gap outage_ms=") for m in local.got),
+                     "edge A's subscriber of a sequenced channel told of the gap", None,
+                     local.got[-5:])
+            rc.check("start a new epoch after the outage" in a.log(), "and the log says so",
+                     got=a.log()[-2000:])
             node = next(nd for nd in cl.nodes[1:] if nd.url == info["upstream_connected_to"])
             wait_subjects(node, rid_a, ["f.x"], "edge A's interest is held by its new node")
             rc.check("lost the connection" in a.log() and "reconnected to" in a.log(),

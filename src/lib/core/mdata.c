@@ -869,6 +869,37 @@ void rc_mdata_info(struct rc_engine *e, struct rc_buf *b)
                    (unsigned long long)st->replayed, (unsigned long long)st->resyncs);
 }
 
+/* ---- Breaks from outside ---- */
+
+size_t rc_mdata_gap(struct rc_engine *e, const char *chan, size_t clen, const char *text)
+{
+    struct rc_mchan *mc = chan_get(e, chan, clen, true);
+    const struct rc_chan *ch;
+    size_t told = 0;
+
+    if (!mc || !mc->r.seq)
+        return 0;
+    for (uint32_t i = 0; i < mc->hn; i++) {
+        struct hist *h = &mc->ring[(mc->hhead + i) % mc->r.history];
+        mc->bytes -= h->p.len;
+        e->md->st.bytes -= h->p.len;
+        ref_drop(&h->p);
+    }
+    mc->hhead = mc->hn = 0;
+    mc->epoch = e->md->next_epoch++;
+    mc->seq = 0;
+    mc->last_seq = 0;
+    ch = rc_dict_get(e->tab[RC_SUB_CHANNEL], chan, clen);
+    for (uint32_t i = 0; ch && i < ch->n; i++) {
+        struct rc_sink *k = ch->subs[i].k;
+        if (k->detached)
+            continue;
+        send_notice(e, k, text);
+        told++;
+    }
+    return told;
+}
+
 /* ---- Queries and RC.* support ---- */
 
 bool rc_mdata_last(struct rc_engine *e, const char *chan, size_t clen, const char **p, size_t *len)

@@ -67,6 +67,14 @@ size_t rc_mdata_lastp(struct rc_engine *e, const char *pat, size_t plen, uint64_
 /* Drops chan's state (last value, history, sequence); false when it had none. */
 bool rc_mdata_del(struct rc_engine *e, const char *chan, size_t clen);
 
+/* chan's stream broke outside the engine (messages may have been lost
+ * before they reached it: an upstream outage). When chan is sequenced, it
+ * starts a new epoch with its sequence at 0 and drops its history, which
+ * cannot bridge the break (the last value stays), and queues text on
+ * RC_MDATA_NOTICE_CHANNEL to each subscriber of chan. Returns how many were
+ * told (0 when chan has no sequence). */
+size_t rc_mdata_gap(struct rc_engine *e, const char *chan, size_t clen, const char *text);
+
 /* Sequence stamps on k's messages from sequenced channels (RC.SEQMODE). */
 void rc_mdata_set_seqmode(struct rc_engine *e, struct rc_sink *k, bool on);
 

@@ -158,7 +158,7 @@ void rc_cmd_publish(struct rc_server *s, struct rc_conn *c, const struct rc_req 
         if (why)
             return rc_resp_error(&s->rbuf, why);
     }
-    /* The reply counts local receivers only (docs/upstream.md). */
+    /* The reply counts local receivers only (docs/cluster.md). */
     n = rc_engine_publish(s->eng, false, r->argv[1], r->argvlen[1], r->argv[2], r->argvlen[2]);
     rc_upstream_forward(s, r->argv[1], r->argvlen[1], r->argv[2], r->argvlen[2]);
     rc_resp_int(&s->rbuf, (int64_t)n);

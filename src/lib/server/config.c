@@ -676,7 +676,7 @@ static void get_udp_arb(const struct setting *s, const struct rc_config *c, stru
         rc_buf_appendf(out, "%s%s %s", i ? ", " : "", c->udp_arb[i][0], c->udp_arb[i][1]);
 }
 
-/* ---- Specials: the NATS upstream (upstream.h, docs/upstream.md) ---- */
+/* ---- Specials: the NATS upstream (upstream.h, docs/cluster.md) ---- */
 
 /* A string kept in a fixed-size field of s->max bytes. */
 static int set_fixed(const struct setting *s, struct rc_config *c, int argc,

@@ -82,7 +82,7 @@ struct rc_config {
     int nudp;
     char udp_arb[RC_MAX_UDP][2][RC_UDP_NAME]; /* "udp-arbitrate <a> <b>", repeatable [none] */
     int nudp_arb;
-    /* NATS upstream (upstream.h, docs/upstream.md); fixed-size strings so a
+    /* NATS upstream (upstream.h, docs/cluster.md); fixed-size strings so a
      * config still copies by value. "" = unset. */
     char upstream[RC_UPSTREAM_CFG];          /* "upstream" nats:// URLs, comma-separated [""] */
     char upstream_user[RC_UPSTREAM_CFG];     /* "upstream-user" [""] */

@@ -251,7 +251,7 @@ static void render_udp(struct rc_server *s, struct rc_buf *b)
     }
 }
 
-/* The NATS upstream (docs/upstream.md), when one is configured. */
+/* The NATS upstream (docs/cluster.md), when one is configured. */
 static void render_upstream(struct rc_server *s, struct rc_buf *b)
 {
     struct rc_upstream_counters c;

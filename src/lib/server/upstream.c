@@ -56,6 +56,7 @@
 #include <unistd.h>
 
 #include "dict.h"
+#include "mdata.h"
 #include "server.h"
 
 #define INBOX_MAX      (64u * 1024 * 1024) /* bytes waiting for the loop */
@@ -494,6 +495,42 @@ static void log_events(struct rc_upstream *up, unsigned ev, uint64_t outage_ms, 
         rc_log(log, RC_LOG_WARNING, "upstream: NATS reported an error: %s", err);
 }
 
+struct gap_ctx {
+    struct rc_server *s;
+    uint64_t outage_ms;
+    size_t channels, told;
+};
+
+static void gap_one(void *arg, const char *name, size_t len)
+{
+    struct gap_ctx *g = arg;
+    char text[96];
+    size_t n;
+
+    snprintf(text, sizeof(text), "upstream-gap outage_ms=%llu", (unsigned long long)g->outage_ms);
+    n = rc_mdata_gap(g->s->eng, name, len, text);
+    g->told += n;
+    g->channels += n > 0;
+}
+
+/* After an outage, messages published elsewhere in the cluster may never
+ * have reached this edge (core NATS is at-most-once). Sequenced channels
+ * start a new epoch, so stamps, SSE ids and RC.RESUME show the break, and
+ * their subscribers get a notice. */
+static void tell_gap(struct rc_upstream *up, uint64_t outage_ms)
+{
+    struct gap_ctx g = {up->s, outage_ms, 0, 0};
+
+    if (!up->s->cfg.md.nrules)
+        return;
+    rc_engine_each(up->s->eng, RC_SUB_CHANNEL, gap_one, &g);
+    if (g.channels)
+        rc_log(&up->s->log, RC_LOG_WARNING,
+               "upstream: %zu sequenced channels start a new epoch after the outage; %zu "
+               "subscribers told on " RC_MDATA_NOTICE_CHANNEL,
+               g.channels, g.told);
+}
+
 /* The eventfd is readable: events first, then every message waiting. */
 static bool drain(void *arg)
 {
@@ -522,6 +559,8 @@ static bool drain(void *arg)
     pthread_mutex_unlock(&sh->mu);
     if (ev)
         log_events(up, ev, outage_ms, err);
+    if (ev & EV_RECONNECTED)
+        tell_gap(up, outage_ms);
     while (m) {
         struct up_msg *next = m->next;
         if (first_copy(up, m)) {
@@ -563,7 +602,7 @@ const char *rc_upstream_refuse(struct rc_server *s, enum rc_sub_kind kind, const
         shown[n++] = (name[i] >= ' ' && name[i] < 0x7f) ? name[i] : '?';
     shown[n] = '\0';
     snprintf(up->errbuf, sizeof(up->errbuf),
-             "ERR %s '%s%s' cannot be carried upstream: %s (docs/upstream.md)",
+             "ERR %s '%s%s' cannot be carried upstream: %s (docs/cluster.md)",
              kind == RC_SUB_PATTERN ? "pattern" : "channel", shown, len > 64 ? "..." : "", why);
     return up->errbuf;
 }

@@ -1,4 +1,4 @@
-/* upstream.h -- ringcastd as the edge of a NATS cluster (docs/upstream.md).
+/* upstream.h -- ringcastd as the edge of a NATS cluster (docs/cluster.md).
  *
  * With `upstream nats://host:port[,...]` set, the server keeps one libnats
  * connection to a NATS cluster and mirrors its engine's interest there:
