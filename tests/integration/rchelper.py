@@ -17,6 +17,7 @@ SPDX-License-Identifier: BSD-3-Clause
 import os
 import shutil
 import signal
+import select
 import socket
 import subprocess
 import sys
@@ -546,6 +547,25 @@ class Conn:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def proc_line(proc, buf, timeout, who):
+    """The next line proc printed on stdout, and the bytes after it.
+
+    Reads the raw fd into buf (what is left from the last call): a buffered
+    readline() could swallow a second line that select() then never reports."""
+    deadline = time.monotonic() + timeout
+    fd = proc.stdout.fileno()
+    while b"\n" not in buf:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            raise Failure("%s printed no line within %.0fs (have %r)" % (who, timeout, buf))
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            raise Failure("%s closed stdout (have %r)" % (who, buf))
+        buf += chunk
+    line, rest = buf.split(b"\n", 1)
+    return line.decode().strip(), rest
 
 
 def info_sections(text):

@@ -76,6 +76,20 @@ def need_setup():
         raise rc.Skip("runs once, on the uring pass (the page does not depend on the backend)")
 
 
+def need_browser():
+    """chromium's path, once chromium and python3-websockets are known to be there."""
+    need_setup()
+    chromium = shutil.which("chromium")
+    need("chromium", chromium)
+    try:
+        import websockets  # noqa: F401
+        have_ws = True
+    except ImportError:
+        have_ws = False
+    need("python3-websockets", have_ws)
+    return chromium
+
+
 def build_dir():
     return os.path.dirname(os.path.abspath(rc.ringcastd_path()))
 
@@ -290,15 +304,7 @@ def test_assets_served():
 
 
 def test_board_shows_quotes_published_after_load():
-    need_setup()
-    chromium = shutil.which("chromium")
-    need("chromium", chromium)
-    try:
-        import websockets  # noqa: F401
-        have_ws = True
-    except ImportError:
-        have_ws = False
-    need("python3-websockets", have_ws)
+    chromium = need_browser()
     import redis
 
     port = rc.free_port()
@@ -321,15 +327,7 @@ def test_browser_websocket_and_event_stream_resume():
     an EventSource on a channel with history is cut off by the server
     (CLIENT KILL), reconnects by itself with Last-Event-ID, and ends up with
     every message exactly once, those published while it was away included."""
-    need_setup()
-    chromium = shutil.which("chromium")
-    need("chromium", chromium)
-    try:
-        import websockets  # noqa: F401
-        have_ws = True
-    except ImportError:
-        have_ws = False
-    need("python3-websockets", have_ws)
+    chromium = need_browser()
     import redis
 
     port = rc.free_port()

@@ -21,7 +21,6 @@ SPDX-License-Identifier: BSD-3-Clause
 import glob
 import json
 import os
-import select
 import shutil
 import signal
 import subprocess
@@ -59,21 +58,8 @@ class Handler:
         self.port = int(line.rsplit(":", 1)[1])
 
     def line(self, timeout):
-        """The next stdout line. Reads the raw fd into our own buffer: a buffered
-        readline() could swallow a second line that select() would then never report."""
-        deadline = time.monotonic() + timeout
-        fd = self.proc.stdout.fileno()
-        while b"\n" not in self.buf:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
-                raise rc.Failure("feed_handler printed no line within %.0fs (have %r)"
-                                 % (timeout, self.buf))
-            chunk = os.read(fd, 4096)
-            if not chunk:
-                raise rc.Failure("feed_handler closed stdout (have %r)" % self.buf)
-            self.buf += chunk
-        line, self.buf = self.buf.split(b"\n", 1)
-        return line.decode().strip()
+        line, self.buf = rc.proc_line(self.proc, self.buf, timeout, "feed_handler")
+        return line
 
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)

@@ -23,7 +23,6 @@ SPDX-License-Identifier: BSD-3-Clause
 
 import glob
 import os
-import select
 import shutil
 import subprocess
 import sys
@@ -71,20 +70,14 @@ class Program:
         self.ports = int(words[1]), int(words[2])
 
     def line(self, timeout):
-        deadline = time.monotonic() + timeout
-        fd = self.proc.stdout.fileno()
-        while b"\n" not in self.buf:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
-                raise rc.Failure("two_servers printed no line within %.0fs (have %r)"
-                                 % (timeout, self.buf))
-            chunk = os.read(fd, 4096)
-            if not chunk:
-                err = self.proc.stderr.read().decode(errors="replace")
-                raise rc.Failure("two_servers closed stdout (stderr: %s)" % err[-3000:])
-            self.buf += chunk
-        line, self.buf = self.buf.split(b"\n", 1)
-        return line.decode().strip()
+        try:
+            line, self.buf = rc.proc_line(self.proc, self.buf, timeout, "two_servers")
+        except rc.Failure as e:
+            if self.proc.poll() is None:
+                raise
+            err = self.proc.stderr.read().decode(errors="replace")
+            raise rc.Failure("%s (stderr: %s)" % (e, err[-3000:]))
+        return line
 
     def do(self, cmd, timeout=20):
         self.proc.stdin.write(cmd.encode() + b"\n")
