@@ -14,7 +14,9 @@ python3-websockets for WebSocket, python3-redis (redis-py) for RESP.
     exactly the missed messages, in order; one too far behind gets "resync";
   - bad input: a malformed upgrade gets 400, a wrong Origin 403, a missing
     password 401, an oversized frame a 1009 close, a malformed request 400, a
-    huge head 431 -- and the server goes on serving everyone else.
+    huge head 431 -- and the server goes on serving everyone else;
+  - http-idle-timeout: an idle keep-alive connection is closed and a head
+    trickled in byte by byte gets 408, while an event stream stays.
 
 SPDX-License-Identifier: BSD-3-Clause
 """
@@ -407,7 +409,48 @@ def test_bad_input():
         rc.check(srv.proc.poll() is None, "the server is still running", None, None)
 
 
+def test_idle_timeout():
+    """http-idle-timeout: idle keep-alive and trickled heads go, streams stay."""
+    need_tools()
+    with server(["--http-idle-timeout", "1"]) as srv:
+        base = "http://%s:%d" % (rc.HOST, srv.hport)
+        s = Stream(base + "/events?channel=stay")
+        idle = socket.create_connection((rc.HOST, srv.hport), timeout=10)
+        slow = socket.create_connection((rc.HOST, srv.hport), timeout=10)
+        try:
+            rc.check_eq(s.event()["event"], "subscribe", "an event stream")
+            idle.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            rc.check(idle.recv(4096).startswith(b"HTTP/1.1 200"), "a keep-alive request", None,
+                     None)
+            # A head trickled in a byte every 0.2 s: activity does not renew the clock.
+            slow.sendall(b"GET /healthz HTTP/1.1\r\n")
+            slow.setblocking(False)
+            got, deadline = b"", time.monotonic() + 8
+            while time.monotonic() < deadline and b"\r\n\r\n" not in got:
+                try:
+                    slow.send(b"X")
+                except OSError:
+                    pass
+                time.sleep(0.2)
+                try:
+                    got += slow.recv(4096)
+                except BlockingIOError:
+                    pass
+            rc.check(got.startswith(b"HTTP/1.1 408"), "408 for a head that never completes",
+                     None, got[:80])
+            idle.settimeout(8)
+            rc.check_eq(idle.recv(4096), b"", "the idle keep-alive connection is closed")
+            c = redis.Redis(host=rc.HOST, port=srv.port, socket_timeout=10)
+            rc.check_eq(c.publish("stay", "still"), 1, "the event stream outlived the timeout")
+            rc.check_eq(s.event()["data"]["data"], "still", "and still receives")
+            c.close()
+        finally:
+            s.close()
+            idle.close()
+            slow.close()
+
+
 if __name__ == "__main__":
     rc.run_tests([test_sse_events, test_websocket_commands, test_websocket_frames,
                   test_one_encoding_per_format,
-                  test_sse_resume, test_bad_input])
+                  test_sse_resume, test_bad_input, test_idle_timeout])

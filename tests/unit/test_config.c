@@ -159,6 +159,7 @@ static void test_get_all_defaults(void **state)
                         "http-allowed-origins=\n"
                         "http-max-request=16384\n"
                         "ws-max-frame=1048576\n"
+                        "http-idle-timeout=30\n"
                         "client-output-buffer-limit=normal 0 0 0 slave 268435456 67108864 60 "
                         "pubsub 33554432 8388608 60\n"
                         "proto-max-bulk-len=536870912\n"
@@ -192,7 +193,7 @@ static void test_get_all_defaults(void **state)
                         "upstream-creds=\n"
                         "upstream-tls=no\n"
                         "upstream-tls-ca=\n");
-    assert_int_equal(g.n, 42);
+    assert_int_equal(g.n, 43);
 }
 
 static void test_io_name(void **state)
@@ -739,7 +740,7 @@ static void test_example_file(void **state)
 
     /* Enable each "# <setting> ..." line and note which settings had one. */
     rc_config_get(c, "*", 1, collect_name, &ns);
-    assert_int_equal(ns.n, 42);
+    assert_int_equal(ns.n, 43);
     for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
         const char *body = line;
 

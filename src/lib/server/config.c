@@ -751,6 +751,7 @@ static const struct setting settings[] = {
     STR("http-allowed-origins", http_allowed_origins, "", true),
     MEM("http-max-request", http_max_request, "16kb", 1024, 1 * MB),
     MEM("ws-max-frame", ws_max_frame, "1mb", 1024, 512 * MB),
+    U64("http-idle-timeout", http_idle_timeout, "30", 0, INT_MAX),
     SPECIAL("client-output-buffer-limit", set_obuf, get_obuf, "normal 0 0 0 pubsub 32mb 8mb 60"),
     MEM("proto-max-bulk-len", proto_max_bulk_len, "512mb", 1 * MB, LLONG_MAX),
     U64("proto-max-multibulk-len", proto_max_multibulk_len, "2147483647", 1, INT_MAX),

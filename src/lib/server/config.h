@@ -47,14 +47,15 @@ struct rc_config {
     int port;                /* "port" [6380]; 0 = any free port */
     char *bind[RC_MAX_BIND]; /* "bind" ["127.0.0.1"], space-separated list */
     int nbind;
-    int tcp_backlog;                    /* "tcp-backlog" [511] */
-    uint64_t maxclients;                /* "maxclients" [10000] */
-    char *requirepass;                  /* "requirepass" [NULL = none] */
-    bool protected_mode;                /* "protected-mode" [yes] */
-    int http_port;                      /* "http-port" SSE, WebSocket, /metrics [8380]; 0 = off */
-    char *http_allowed_origins;         /* "http-allowed-origins" ["" = the request's own host] */
-    uint64_t http_max_request;          /* "http-max-request" request line + headers [16kb] */
-    uint64_t ws_max_frame;              /* "ws-max-frame" largest client message [1mb] */
+    int tcp_backlog;            /* "tcp-backlog" [511] */
+    uint64_t maxclients;        /* "maxclients" [10000] */
+    char *requirepass;          /* "requirepass" [NULL = none] */
+    bool protected_mode;        /* "protected-mode" [yes] */
+    int http_port;              /* "http-port" SSE, WebSocket, /metrics [8380]; 0 = off */
+    char *http_allowed_origins; /* "http-allowed-origins" ["" = the request's own host] */
+    uint64_t http_max_request;  /* "http-max-request" request line + headers [16kb] */
+    uint64_t ws_max_frame;      /* "ws-max-frame" largest client message [1mb] */
+    uint64_t http_idle_timeout; /* "http-idle-timeout" s, plain HTTP connections [30]; 0 = never */
     struct rc_obuf_limit obuf_normal;   /* "client-output-buffer-limit normal 0 0 0" */
     struct rc_obuf_limit obuf_pubsub;   /* "client-output-buffer-limit pubsub 32mb 8mb 60" */
     uint64_t proto_max_bulk_len;        /* "proto-max-bulk-len" [512mb] */

@@ -53,9 +53,10 @@
 
 /* A connection's state on the HTTP port. */
 struct rc_http {
-    struct rc_buf msg; /* WebSocket message being assembled, unmasked */
-    uint8_t msg_op;    /* its opcode (text or binary), 0 when none */
-    bool close_sent;   /* a close frame is queued */
+    uint64_t partial_since_ms; /* a request head has been incomplete since, 0 = none */
+    struct rc_buf msg;         /* WebSocket message being assembled, unmasked */
+    uint8_t msg_op;            /* its opcode (text or binary), 0 when none */
+    bool close_sent;           /* a close frame is queued */
 };
 
 /* Scratch space shared by the server's HTTP connections (one loop thread). */
@@ -668,5 +669,28 @@ size_t rc_http_process(struct rc_server *s, struct rc_conn *c, const char *buf, 
             break;
         pos += used;
     }
+    /* A request head still incomplete: from when (http-idle-timeout, below). */
+    if (c->transport != RC_TRANSPORT_HTTP || pos == len)
+        c->http->partial_since_ms = 0;
+    else if (!c->http->partial_since_ms)
+        c->http->partial_since_ms = rc_now_ms();
     return pos;
+}
+
+void rc_http_cron(struct rc_server *s, struct rc_conn *c, uint64_t now)
+{
+    uint64_t lim = s->cfg.http_idle_timeout * 1000, partial;
+
+    if (c->transport != RC_TRANSPORT_HTTP || !lim ||
+        (c->io.flags & (RC_IO_CLOSE_ASAP | RC_IO_CLOSE_AFTER_REPLY)))
+        return;
+    /* A head that trickles in byte by byte does not renew the clock: it is
+     * measured from the request's first byte. */
+    partial = c->http ? c->http->partial_since_ms : 0;
+    if (now - (partial ? partial : c->last_ms) <= lim)
+        return;
+    if (partial)
+        fail(s, c, 408, NULL, "request not completed within http-idle-timeout");
+    else
+        rc_conn_close_asap(s, c, "HTTP idle timeout");
 }

@@ -799,6 +799,8 @@ void rc_server_cron(struct rc_server *s)
          * back once the client has been idle for a while. */
         if (c->qbuf.len == 0 && c->qbuf.cap > 64 * 1024 && now - c->last_ms > 2000)
             qbuf_release(s, c);
+        if (c->transport == RC_TRANSPORT_HTTP)
+            rc_http_cron(s, c, now);
         if (s->cfg.timeout && !rc_conn_subscribed(c) && !(c->io.flags & RC_IO_CLOSE_ASAP) &&
             now - c->last_ms > s->cfg.timeout * 1000) {
             rc_log(&s->log, RC_LOG_VERBOSE, "Closing idle client id=%llu addr=%s",
