@@ -91,7 +91,9 @@ int ringcast_server_run(ringcast_server *srv);
 void ringcast_server_stop(ringcast_server *srv);
 
 /* Frees srv: closes every connection and socket, drops messages still in
- * the publish inbox. Call it after run() has returned (or instead of run).
+ * the publish inbox. Call it on the loop thread after run() has returned
+ * (or instead of run); a ringcast_server_stop() still running on another
+ * thread is waited for. No call may start on srv once free has begun.
  * NULL is a no-op. */
 void ringcast_server_free(ringcast_server *srv);
 

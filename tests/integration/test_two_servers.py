@@ -73,10 +73,12 @@ class Program:
         try:
             line, self.buf = rc.proc_line(self.proc, self.buf, timeout, "two_servers")
         except rc.Failure as e:
-            if self.proc.poll() is None:
-                raise
+            try:
+                self.proc.wait(timeout=5)  # stdout closed: the program is exiting
+            except subprocess.TimeoutExpired:
+                raise e
             err = self.proc.stderr.read().decode(errors="replace")
-            raise rc.Failure("%s (stderr: %s)" % (e, err[-3000:]))
+            raise rc.Failure("%s (exit %d; stderr: %s)" % (e, self.proc.returncode, err[-3000:]))
         return line
 
     def do(self, cmd, timeout=20):

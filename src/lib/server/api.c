@@ -23,6 +23,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,6 +55,7 @@ struct ringcast_server {
     bool listening;
     bool ran;
     atomic_bool stop;
+    atomic_int stoppers; /* ringcast_server_stop() calls still running */
     pthread_mutex_t mu;
     /* Guarded by mu. */
     struct inbox_msg *head, *tail;
@@ -140,6 +142,7 @@ ringcast_server *ringcast_server_new(const ringcast_config *cfg)
     }
     pthread_mutex_init(&srv->mu, NULL);
     atomic_init(&srv->stop, false);
+    atomic_init(&srv->stoppers, 0);
     return srv;
 }
 
@@ -210,16 +213,24 @@ int ringcast_server_run(ringcast_server *srv)
     return rc_server_run(srv->s);
 }
 
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "stop() counts itself from signal handlers too");
+
 void ringcast_server_stop(ringcast_server *srv)
 {
     uint64_t one = 1;
     ssize_t r;
 
+    /* Counted before the flag is set: the loop can return from run() (and
+     * its thread free srv) as soon as it sees the flag, while this call is
+     * still writing the eventfd; free waits for the count to drop. Lock-free
+     * atomics keep this async-signal-safe. */
+    atomic_fetch_add(&srv->stoppers, 1);
     atomic_store(&srv->stop, true);
     rc_server_request_stop(srv->s);
-    /* Wakes a loop blocked in its wait; async-signal-safe. */
+    /* Wakes a loop blocked in its wait. */
     r = write(srv->efd, &one, sizeof(one));
     (void)r;
+    atomic_fetch_sub(&srv->stoppers, 1);
 }
 
 void ringcast_server_free(ringcast_server *srv)
@@ -228,6 +239,10 @@ void ringcast_server_free(ringcast_server *srv)
 
     if (!srv)
         return;
+    /* A stop() from another thread may still be between its flag and its
+     * eventfd write: a few instructions to wait for. */
+    while (atomic_load(&srv->stoppers))
+        sched_yield();
     if (srv->listening && srv->s->io.be && srv->s->io.be_state)
         srv->s->io.be->unwatch(&srv->s->io, srv->efd);
     rc_server_free(srv->s);
