@@ -17,6 +17,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 [ $# -ge 2 ] || { sed -n '/^# Usage:/,/^$/p' "$0"; exit 2; }
 OLD=$(cd "$1" && pwd)
 NEW=$(cd "$2" && pwd)
@@ -55,10 +57,6 @@ flags_of() {
     esac
 }
 
-free_port() {
-    /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
 # run BUILD SCENARIO -> prints "cpu_ns_per_delivery deliveries_per_s valid"
 run() {
     local build=$1 scen=$2 port rc=0
@@ -72,11 +70,7 @@ run() {
         --client-output-buffer-limit 'normal 0 0 0 pubsub 0 0 0' --maxclients 20000 \
         --loglevel warning $SERVER_ARGS >"$TMP/server.log" 2>&1 &
     SERVER_PID=$!
-    for _ in $(seq 50); do
-        /usr/bin/python3 -c 'import socket,sys; socket.create_connection(("127.0.0.1",int(sys.argv[1])),0.2).close()' \
-            "$port" 2>/dev/null && break
-        sleep 0.1
-    done
+    wait_ports "$port" || true
     # shellcheck disable=SC2046
     timeout 120 taskset -c 1 "$BENCH" --port "$port" $(flags_of "$scen") \
         --server-pid "$SERVER_PID" --json-only >"$TMP/out" 2>&1 || rc=$?

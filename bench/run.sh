@@ -21,6 +21,8 @@ set -euo pipefail
 
 ARGV="bench/run.sh${*:+ $*}"
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 BUILD=${RINGCAST_BUILD:-$ROOT/build-release}
 RUNS=3
 DURATION=5
@@ -105,10 +107,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-    /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
-}
 
 json_str() { /usr/bin/python3 -c 'import json,sys; print(json.dumps(sys.argv[1]))' "$1"; }
 
@@ -172,15 +170,9 @@ start_server() {
     taskset -c 0 "${SERVER_CMD[@]}" >/dev/null 2>&1 &
     SERVER_PID=$!
     # Wait (at most 5 s) until the port accepts connections.
-    for _ in $(seq 50); do
-        if /usr/bin/python3 -c 'import socket, sys
-socket.create_connection(("127.0.0.1", int(sys.argv[1])), 0.2).close()' "$port" 2>/dev/null
-        then
-            return 0
-        fi
-        if ! kill -0 "$SERVER_PID" 2>/dev/null; then break; fi
-        sleep 0.1
-    done
+    if wait_ports "$port"; then
+        return 0
+    fi
     echo "run.sh: $name did not start on port $port:" >&2
     tail -5 "$TMP/server.log" >&2
     stop_server

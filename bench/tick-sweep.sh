@@ -32,7 +32,9 @@ done
 [ -f "$BUILD/CMakeCache.txt" ] || cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$BUILD" -j2 --target ringcastd ringcast-bench >/dev/null
 OUT="$ROOT/bench/results/$(date +%Y-%m-%d-%H%M)-tick.jsonl"
-PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
+PORT=$(free_port)
 
 declare -A SCEN=(
     [A]="--subs 100 --channels 1 --pubs 1 --size 128 --pipeline 64"

@@ -29,6 +29,8 @@ set -euo pipefail
 
 ARGV="bench/transports.sh${*:+ $*}"
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 BUILD=${RINGCAST_BUILD:-$ROOT/build-release}
 SCENARIOS=A,C
 RUNS=6
@@ -91,10 +93,6 @@ then
     PERF=(--perf)
 fi
 
-free_port() {
-    /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
-}
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 json_str() { /usr/bin/python3 -c 'import json,sys; print(json.dumps(sys.argv[1]))' "$1"; }
 cmd_json() {
@@ -110,23 +108,6 @@ flags_of() {
     D) echo "--subs 100 --channels 1 --pubs 1 --rate 20000 $common" ;;
     *) echo "transports.sh: unknown scenario $1" >&2; exit 2 ;;
     esac
-}
-
-# Waits for both ports to accept, at most 5 s.
-wait_ports() {
-    /usr/bin/python3 - "$@" <<'PY'
-import socket, sys, time
-end = time.monotonic() + 5
-for port in map(int, sys.argv[1:]):
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            break
-        except OSError:
-            if time.monotonic() > end:
-                sys.exit(1)
-            time.sleep(0.05)
-PY
 }
 
 # run SCENARIO PROTO RUN -> appends to $OUT, prints "ns rate syscalls subcpu valid"
