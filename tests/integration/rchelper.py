@@ -549,6 +549,38 @@ class Conn:
         self.close()
 
 
+def seq_payload(seq, size):
+    """A size-byte payload that starts with its sequence number ("seq:00000042:ppp...")."""
+    head = b"seq:%08d:" % seq
+    return head + b"p" * (size - len(head))
+
+
+def message_frame(chan, payload):
+    """The RESP2 message frame a channel subscriber receives for payload."""
+    return b"*3\r\n$7\r\nmessage\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(chan), chan,
+                                                                     len(payload), payload)
+
+
+def raw_subscriber(port, chan, rcvbuf=None, timeout=5):
+    """A plain socket subscribed to chan (confirmation read and checked); rcvbuf
+    shrinks its receive buffer, for a subscriber that falls behind."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if rcvbuf:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.settimeout(timeout)
+    s.connect((HOST, port))
+    s.sendall(encode("SUBSCRIBE", chan))
+    want = b"*3\r\n$9\r\nsubscribe\r\n$%d\r\n%s\r\n:1\r\n" % (len(chan), chan)
+    got = b""
+    while len(got) < len(want):
+        chunk = s.recv(len(want) - len(got))
+        if not chunk:
+            break
+        got += chunk
+    check_eq(got, want, "subscribe confirmation")
+    return s
+
+
 def proc_line(proc, buf, timeout, who):
     """The next line proc printed on stdout, and the bytes after it.
 

@@ -20,12 +20,11 @@ LAG messages behind, so that subscriber's queue stays small.
 
 SPDX-License-Identifier: BSD-3-Clause
 """
-import socket
 import threading
 import time
 
 import rchelper
-from rchelper import HOST, check, check_eq, encode
+from rchelper import check, check_eq, encode
 
 SIZE = 1000
 LAG = 200
@@ -33,28 +32,15 @@ BATCH = 100
 
 
 def payload(seq):
-    head = b"seq:%08d:" % seq
-    return head + b"p" * (SIZE - len(head))
+    return rchelper.seq_payload(seq, SIZE)
 
 
 def frame(chan, seq):
-    p = payload(seq)
-    return b"*3\r\n$7\r\nmessage\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(chan), chan, len(p), p)
+    return rchelper.message_frame(chan, payload(seq))
 
 
 def subscriber(port, chan, rcvbuf=None):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    if rcvbuf:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-    s.settimeout(10)
-    s.connect((HOST, port))
-    s.sendall(encode("SUBSCRIBE", chan))
-    want = b"*3\r\n$9\r\nsubscribe\r\n$%d\r\n%s\r\n:1\r\n" % (len(chan), chan)
-    got = b""
-    while len(got) < len(want):
-        got += s.recv(len(want) - len(got))
-    check_eq(got, want, "subscribe confirmation")
-    return s
+    return rchelper.raw_subscriber(port, chan, rcvbuf, timeout=10)
 
 
 class Healthy(threading.Thread):
