@@ -201,6 +201,21 @@ static int sse_event(struct sub *s, struct sconn *c, const char *p, const char *
     return -1;
 }
 
+/* The common case of both transports: the next message is exactly the
+ * expected bytes (this connection's header, a payload of --size bytes, its
+ * tail). Delivers it and returns its length, or 0 for the general parser. */
+static size_t expected_message(struct sub *s, struct sconn *c, const char *p, size_t avail,
+                               size_t size)
+{
+    size_t n = c->hdrlen + size + c->taillen;
+
+    if (avail < n || memcmp(p, c->hdr, c->hdrlen) != 0 ||
+        memcmp(p + c->hdrlen + size, c->tail, c->taillen) != 0)
+        return 0;
+    rc_bsub_payload(s, c, p + c->hdrlen, size);
+    return n;
+}
+
 ssize_t rc_bsub_parse_sse(struct sub *s, struct sconn *c, const char *p0, const char *end)
 {
     const char *p = p0;
@@ -213,10 +228,9 @@ ssize_t rc_bsub_parse_sse(struct sub *s, struct sconn *c, const char *p0, const 
     }
     while (p < end) {
         size_t avail = (size_t)(end - p);
-        if (RC_LIKELY(avail >= c->hdrlen + size + c->taillen && memcmp(p, c->hdr, c->hdrlen) == 0 &&
-                      memcmp(p + c->hdrlen + size, c->tail, c->taillen) == 0)) {
-            rc_bsub_payload(s, c, p + c->hdrlen, size);
-            p += c->hdrlen + size + c->taillen;
+        size_t fast = expected_message(s, c, p, avail, size);
+        if (RC_LIKELY(fast)) {
+            p += fast;
             continue;
         }
         const char *e = memmem(p, avail, "\n\n", 2);
@@ -309,10 +323,9 @@ ssize_t rc_bsub_parse_ws(struct sub *s, struct sconn *c, const char *p0, const c
     }
     while (p < end) {
         size_t avail = (size_t)(end - p);
-        if (RC_LIKELY(avail >= c->hdrlen + size + c->taillen && memcmp(p, c->hdr, c->hdrlen) == 0 &&
-                      memcmp(p + c->hdrlen + size, c->tail, c->taillen) == 0)) {
-            rc_bsub_payload(s, c, p + c->hdrlen, size);
-            p += c->hdrlen + size + c->taillen;
+        size_t fast = expected_message(s, c, p, avail, size);
+        if (RC_LIKELY(fast)) {
+            p += fast;
             continue;
         }
         if (avail < 2)
