@@ -178,6 +178,7 @@ static void test_get_all_defaults(void **state)
                         "loglevel=notice\n"
                         "logfile=\n"
                         "shutdown-timeout=2\n"
+                        "workers=0\n"
                         "udp-source=\n"
                         "udp-arbitrate=\n"
                         "mdata-rule=\n"
@@ -193,7 +194,7 @@ static void test_get_all_defaults(void **state)
                         "upstream-creds=\n"
                         "upstream-tls=no\n"
                         "upstream-tls-ca=\n");
-    assert_int_equal(g.n, 43);
+    assert_int_equal(g.n, 44);
 }
 
 static void test_io_name(void **state)
@@ -740,7 +741,7 @@ static void test_example_file(void **state)
 
     /* Enable each "# <setting> ..." line and note which settings had one. */
     rc_config_get(c, "*", 1, collect_name, &ns);
-    assert_int_equal(ns.n, 43);
+    assert_int_equal(ns.n, 44);
     for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
         const char *body = line;
 

@@ -769,6 +769,7 @@ static const struct setting settings[] = {
     ENUM("loglevel", loglevel, "notice", &loglevel_enum),
     STR("logfile", logfile, "", false),
     U64("shutdown-timeout", shutdown_timeout, "2", 0, INT_MAX),
+    U64("workers", workers, "0", 0, RC_MAX_WORKERS),
     SPECIAL("udp-source", set_udp_source, get_udp_source, ""),
     SPECIAL("udp-arbitrate", set_udp_arb, get_udp_arb, ""),
     SPECIAL("mdata-rule", set_rules, get_rules, ""),

@@ -10,6 +10,8 @@
 #ifndef RC_CONFIG_H
 #define RC_CONFIG_H
 
+#define RC_MAX_WORKERS 64 /* loop threads; a bit each in 64-bit masks */
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -74,6 +76,7 @@ struct rc_config {
     int loglevel;              /* "loglevel" debug|verbose|notice|warning [notice] */
     char *logfile;             /* "logfile" ["" = stderr] */
     uint64_t shutdown_timeout; /* "shutdown-timeout" seconds to flush on SIGTERM [2] */
+    uint64_t workers; /* "workers" loop threads, 0 = one per CPU of the affinity mask [0] */
     /* Market-data extensions (core/mdata.h, docs/extensions.md); none by default:
      * "mdata-rule <pattern> <option>..." [none], "mdata-max-channels" [100000],
      * "mdata-max-memory" payload bytes [64mb], "mdata-queue-soft" [1mb],
