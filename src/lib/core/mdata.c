@@ -373,12 +373,18 @@ static void push_stored(struct rc_engine *e, struct rc_sink *k, const struct rc_
 /* ---- Publish ---- */
 
 struct rc_mdata_pub *rc_mdata_begin(struct rc_engine *e, struct rc_mdata_pub *p, const char *chan,
-                                    size_t clen, const char *payload, size_t len)
+                                    size_t clen, const char *payload, size_t len,
+                                    struct rc_stamp *st)
 {
     struct rc_mchan *mc = chan_get(e, chan, clen, true);
 
     if (!mc)
         return NULL;
+    if (st && st->set && mc->r.seq) {
+        /* A copy of the owner's state: number the message as it did. */
+        mc->epoch = st->epoch;
+        mc->seq = st->seq - 1;
+    }
     lru_touch(e->md, mc);
     memset(p, 0, sizeof(*p));
     p->ch = mc;
@@ -388,6 +394,14 @@ struct rc_mdata_pub *rc_mdata_begin(struct rc_engine *e, struct rc_mdata_pub *p,
     p->len = len;
     if (mc->r.seq)
         mc->seq++;
+    if (st) {
+        st->mdata = true;
+        if (mc->r.seq && !st->set) {
+            st->epoch = mc->epoch;
+            st->seq = mc->seq;
+            st->set = true;
+        }
+    }
     if (mc->r.last || mc->r.rate || mc->r.ttl_ms)
         p->now_ms = rc_now_ms();
     return p;

@@ -66,7 +66,7 @@
 #define SLOT_NONE       UINT32_MAX
 
 /* What a CQE belongs to; the low byte of user_data. */
-enum uop { UOP_NOP = 1, UOP_ACCEPT, UOP_RECV, UOP_SEND, UOP_CLOSE, UOP_CANCEL, UOP_WATCH };
+enum uop { UOP_NOP = 1, UOP_ACCEPT, UOP_RECV, UOP_SEND, UOP_CLOSE, UOP_CANCEL, UOP_WATCH, UOP_WAKE };
 
 /* user_data = slot (or listener index) << 32 | generation (24 bits) << 8 | op. */
 #define GEN_MASK 0xffffffu
@@ -938,6 +938,21 @@ static void uring_unwatch(struct rc_io *io, int fd)
     }
 }
 
+/* A wake-up for another worker's ring: an IORING_OP_MSG_RING posts a CQE
+ * (UOP_WAKE, ignored by dispatch) to target's ring, which ends its wait. It
+ * goes out with this ring's next enter, among the sends; no CQE comes back
+ * here on success. */
+static void uring_kick(struct rc_io *io, struct rc_io *target)
+{
+    struct uring_state *u = io->be_state, *t = target->be_state;
+    struct io_uring_sqe *sqe = get_sqe(io, u);
+
+    io_uring_prep_msg_ring(sqe, t->ring.ring_fd, 0, pack(0, 0, UOP_WAKE), 0);
+    sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+    io_uring_sqe_set_data64(sqe, pack(0, 0, UOP_NOP));
+    io->stats.kicks++;
+}
+
 const struct rc_backend_ops rc_backend_uring = {
     .name = "uring",
     .init = uring_init,
@@ -947,4 +962,5 @@ const struct rc_backend_ops rc_backend_uring = {
     .destroy = uring_destroy,
     .watch = uring_watch,
     .unwatch = uring_unwatch,
+    .kick = uring_kick,
 };

@@ -148,7 +148,7 @@ void rc_cmd_sunsubscribe(struct rc_server *s, struct rc_conn *c, const struct rc
 
 void rc_cmd_publish(struct rc_server *s, struct rc_conn *c, const struct rc_req *r)
 {
-    uint64_t n;
+    int64_t n;
 
     if (!rc_pubsub_name_ok(s, r->argv[1], r->argvlen[1]))
         return;
@@ -158,19 +158,21 @@ void rc_cmd_publish(struct rc_server *s, struct rc_conn *c, const struct rc_req 
         if (why)
             return rc_resp_error(&s->rbuf, why);
     }
-    /* The reply counts local receivers only (docs/cluster.md). */
-    n = rc_engine_publish(s->eng, false, r->argv[1], r->argvlen[1], r->argv[2], r->argvlen[2]);
+    /* The reply counts this server's receivers only (docs/cluster.md);
+     * with workers it may come later, from the channel's owner. */
+    n = rc_route_publish(s, c, false, r->argv[1], r->argvlen[1], r->argv[2], r->argvlen[2]);
     rc_upstream_forward(s, r->argv[1], r->argvlen[1], r->argv[2], r->argvlen[2]);
-    rc_resp_int(&s->rbuf, (int64_t)n);
+    if (n >= 0)
+        rc_resp_int(&s->rbuf, n);
 }
 
 void rc_cmd_spublish(struct rc_server *s, struct rc_conn *c, const struct rc_req *r)
 {
     if (!rc_pubsub_name_ok(s, r->argv[1], r->argvlen[1]))
         return;
-    uint64_t n =
-        rc_engine_publish(s->eng, true, r->argv[1], r->argvlen[1], r->argv[2], r->argvlen[2]);
-    rc_resp_int(&s->rbuf, (int64_t)n);
+    int64_t n = rc_route_publish(s, c, true, r->argv[1], r->argvlen[1], r->argv[2], r->argvlen[2]);
+    if (n >= 0)
+        rc_resp_int(&s->rbuf, n);
 }
 
 /* ---- PUBSUB ---- */

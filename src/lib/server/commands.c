@@ -339,7 +339,9 @@ void rc_cmd_shutdown(struct rc_server *s, struct rc_conn *c, const struct rc_req
            (unsigned long long)c->io.id, c->addr, now ? ", NOW: no drain" : "");
     s->stop_now = now;
     s->stop_by_user = true;
-    rc_server_request_stop(s);
+    if (s->wk)
+        atomic_store(&s->wk->by_user, true);
+    rc_workers_request_stop(s, now);
 }
 
 /* Constant-time comparison so the reply time does not leak the password. */
@@ -1014,6 +1016,9 @@ static void config_set(struct rc_server *s, const struct rc_req *r)
     if (mdata)
         rc_mdata_reconfigure(s->eng);
     rc_mem_apply_cfg(s);
+    /* The other workers apply the same pairs before they run anything the
+     * client sends after this reply (worker.c, "Causality"). */
+    rc_workers_config_set(s, r->argc - 2, (const char *const *)r->argv + 2, r->argvlen + 2);
     rc_resp_simple(&s->rbuf, "OK");
 }
 
@@ -1035,9 +1040,8 @@ void rc_cmd_config(struct rc_server *s, struct rc_conn *c, const struct rc_req *
     } else if (rc_strcaseeq(r->argv[1], r->argvlen[1], "set")) {
         config_set(s, r);
     } else if (rc_strcaseeq(r->argv[1], r->argvlen[1], "resetstat")) {
-        memset(&s->stats, 0, sizeof(s->stats));
-        memset(&s->io.stats, 0, sizeof(s->io.stats));
-        rc_engine_stats_reset(s->eng);
+        rc_server_resetstat(s);
+        rc_workers_resetstat(s);
         rc_resp_simple(&s->rbuf, "OK");
     } else {
         reply_help(s, config_help, RC_ARRAY_LEN(config_help));
