@@ -312,11 +312,14 @@ static void teardown(struct rc_io *io, struct uring_state *u, uint32_t i, const 
 
 static void accept_fd(struct rc_io *io, struct uring_state *u, int fd)
 {
-    uint32_t i = slot_alloc(u);
+    uint32_t i;
     struct uslot *sl;
     struct rc_io_conn *c;
     int ret;
 
+    if (io->host->hand_off && io->host->hand_off(io, fd))
+        return;
+    i = slot_alloc(u);
     if (i == SLOT_NONE) {
         rc_log(io->log, RC_LOG_WARNING,
                "io_uring: all %u connection slots in use, dropping a new connection", u->nslots);
@@ -938,6 +941,11 @@ static void uring_unwatch(struct rc_io *io, int fd)
     }
 }
 
+static void uring_adopt(struct rc_io *io, int fd)
+{
+    accept_fd(io, io->be_state, fd);
+}
+
 /* A wake-up for another worker's ring: an IORING_OP_MSG_RING posts a CQE
  * (UOP_WAKE, ignored by dispatch) to target's ring, which ends its wait. It
  * goes out with this ring's next enter, among the sends; no CQE comes back
@@ -962,5 +970,6 @@ const struct rc_backend_ops rc_backend_uring = {
     .destroy = uring_destroy,
     .watch = uring_watch,
     .unwatch = uring_unwatch,
+    .adopt = uring_adopt,
     .kick = uring_kick,
 };

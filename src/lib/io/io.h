@@ -103,6 +103,9 @@ struct rc_io_host_ops {
     /* A new connection on fd (non-blocking): the host allocates it, links it
      * (rc_io_link) and returns it; it may already be CLOSE_AFTER_REPLY. */
     struct rc_io_conn *(*accepted)(struct rc_io *io, int fd);
+    /* Optional: offered every accepted fd first; true when the host took it
+     * (to hand to another loop, which adopts it), and the backend forgets it. */
+    bool (*hand_off)(struct rc_io *io, int fd);
     /* Bytes received on c. */
     void (*input)(struct rc_io *io, struct rc_io_conn *c, const char *buf, size_t n);
     /* The kernel accepted n bytes of c's queue (the backend has not consumed them). */

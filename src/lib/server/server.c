@@ -143,9 +143,7 @@ struct rc_server *rc_server_new_worker(struct rc_server *s0, int i)
     return s;
 }
 
-/* reuseport: one socket per worker on the same port; the kernel spreads
- * connections over them by a hash of the peer's address and port. */
-static int listen_one(struct rc_server *s, const char *addr, int port, bool reuseport)
+static int listen_one(struct rc_server *s, const char *addr, int port)
 {
     struct sockaddr_storage ss;
     socklen_t slen;
@@ -176,8 +174,6 @@ static int listen_one(struct rc_server *s, const char *addr, int port, bool reus
         return -err;
     }
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (reuseport)
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
     if (family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
     /* Accepted sockets inherit TCP_NODELAY from the listener. */
@@ -241,14 +237,14 @@ static int pick_backend(struct rc_server *s)
     return 0;
 }
 
-/* Binds worker w's listening sockets (worker 0 picks the port when it is 0). */
+/* Binds the listening sockets. Worker 0 accepts for all workers and deals
+ * the connections out (rc_worker_hand_off). */
 static int bind_all(struct rc_server *s, struct rc_server *w)
 {
-    bool rp = s->wk != NULL;
-    int port = w == s ? s->cfg.port : s->port, err;
+    int port = s->cfg.port, err;
 
     for (int i = 0; i < s->cfg.nbind; i++) {
-        int fd = listen_one(w, s->cfg.bind[i], port, rp);
+        int fd = listen_one(w, s->cfg.bind[i], port);
         if (fd < 0) {
             err = fd;
             goto fail;
@@ -269,7 +265,7 @@ static int bind_all(struct rc_server *s, struct rc_server *w)
             goto fail;
         }
         for (int i = 0; i < s->cfg.nbind; i++) {
-            int fd = listen_one(w, s->cfg.bind[i], s->cfg.http_port, rp);
+            int fd = listen_one(w, s->cfg.bind[i], s->cfg.http_port);
             if (fd < 0) {
                 err = fd;
                 goto fail;
@@ -307,11 +303,12 @@ int rc_server_start(struct rc_server *s)
 {
     int n = s->wk ? s->wk->n : 1, err;
 
-    for (int i = 0; i < n; i++) {
-        struct rc_server *w = s->wk ? s->wk->w[i] : s;
-        err = bind_all(s, w);
-        if (err)
-            goto fail;
+    err = bind_all(s, s);
+    if (err)
+        goto fail;
+    for (int i = 1; i < n; i++) {
+        s->wk->w[i]->port = s->port;
+        s->wk->w[i]->http_port = s->http_port;
     }
     err = pick_backend(s);
     if (err)
@@ -845,6 +842,11 @@ static struct rc_io_conn *host_accepted(struct rc_io *io, int fd)
     return &rc_conn_accepted(rc_server_of(io), fd)->io;
 }
 
+static bool host_hand_off(struct rc_io *io, int fd)
+{
+    return rc_worker_hand_off(rc_server_of(io), fd);
+}
+
 static void host_input(struct rc_io *io, struct rc_io_conn *c, const char *buf, size_t n)
 {
     rc_conn_input(rc_server_of(io), rc_conn_of(c), buf, n);
@@ -867,6 +869,7 @@ static void host_free(struct rc_io *io, struct rc_io_conn *c)
 
 static const struct rc_io_host_ops host_ops = {
     .accepted = host_accepted,
+    .hand_off = host_hand_off,
     .input = host_input,
     .sent = host_sent,
     .unlink = host_unlink,

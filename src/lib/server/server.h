@@ -33,6 +33,7 @@
 #include "config.h"
 #include "engine.h"
 #include "io.h"
+#include "mdata.h"
 #include "msg.h"
 #include "queue.h"
 #include "resp.h"
@@ -243,7 +244,32 @@ void rc_mem_apply_cfg(struct rc_server *s);
  * force: scan even if the last scan found nothing (cron). */
 void rc_mem_check(struct rc_server *s, bool force);
 /* INFO "memory" section. */
-void rc_mem_info(struct rc_server *s, struct rc_buf *b);
+struct rc_view;
+void rc_mem_info(struct rc_server *s, const struct rc_view *v, struct rc_buf *b);
+
+/* ---- A worker's numbers, for INFO and /metrics (info.c) ---- */
+
+struct rc_view {
+    uint64_t clients, pubsub_clients, max_out;
+    uint64_t by_transport[RC_TRANSPORT__COUNT];
+    struct rc_stats stats;
+    struct rc_io_stats io;
+    struct rc_engine_stats eng;
+    struct rc_mdata_info md;
+    struct rc_mem_usage mem;
+    uint64_t mem_peak, maxmemory;
+    uint64_t slab_bytes, channels, shardchannels;
+    uint32_t busy_permille;
+    struct rc_worker_counters wc;
+};
+/* Worker s's numbers. */
+void rc_view_fill(struct rc_server *s, struct rc_view *v);
+/* Adds v into sum (counters add, peaks take the larger). */
+void rc_view_add(struct rc_view *sum, const struct rc_view *v);
+/* A gather part (worker.h) carrying the worker's view... */
+void rc_view_part(struct rc_server *w, const struct rc_gather *g, struct rc_buf *out);
+/* ...and the sum of g's parts (each: per worker, g->n of them). */
+void rc_view_sum(const struct rc_gather *g, struct rc_view *sum, struct rc_view *each);
 
 /* Releases the next slice of closed clients' subscriptions; true while any
  * is left (the loop then does not sleep). */

@@ -70,6 +70,7 @@ enum post_type {
     P_PART,     /* a part of g, computed by `from` */
     P_CONFIG,   /* CONFIG SET pairs */
     P_RESETSTAT,
+    P_ADOPT, /* a connection (fd in count) dealt to this worker */
 };
 
 /* A message delivered to other workers: one allocation, shared. */
@@ -125,6 +126,7 @@ struct rc_wstate {
     uint32_t npat, patcap;
     struct rc_gather *gathers;  /* this worker's, waiting for parts */
     struct rc_buf spare;        /* s->rbuf while a hole is filled */
+    uint64_t dealt;             /* connections dealt out (worker 0) */
     struct rc_worker_counters ctr;
 };
 
@@ -182,9 +184,11 @@ static void blob_unref(struct blob *b)
         free(b);
 }
 
-/* Frees a post that will not be handled (teardown). */
+/* Frees a post once handled, or one that will not be (teardown). */
 static void post_discard(struct post *p)
 {
+    if (p->type == P_ADOPT && p->count != UINT64_MAX)
+        close((int)p->count); /* a connection nobody took */
     if (p->blob)
         blob_unref(p->blob);
     rc_buf_free(&p->part);
@@ -202,6 +206,23 @@ static void kick(struct rc_server *s, struct rc_server *t)
         rc_log(&s->log, RC_LOG_WARNING, "workers: waking worker %d: %s", t->widx, strerror(errno));
     s->io.stats.sys[RC_SYS_WRITE]++;
     s->io.stats.kicks++;
+}
+
+bool rc_worker_hand_off(struct rc_server *s, int fd)
+{
+    int t;
+
+    if (!s->wk)
+        return false;
+    /* Round robin: balanced whatever the peers' addresses, and the same
+     * order every run (which the tests use). */
+    t = (int)(s->ws->dealt++ % (uint64_t)s->wk->n);
+    if (t == s->widx)
+        return false;
+    struct post *p = post_new(P_ADOPT, s, 0);
+    p->count = (uint64_t)fd;
+    post_to(s, t, p);
+    return true;
 }
 
 void rc_worker_flush(struct rc_server *s)
@@ -342,6 +363,24 @@ void rc_worker_count(void *arg, enum rc_sub_kind kind, const char *name, size_t 
     p->kind = (uint8_t)kind;
     p->delta = delta;
     post_to(s, o, p);
+}
+
+uint64_t rc_worker_owned(struct rc_server *s, bool shard)
+{
+    return rc_dict_size(s->ws->own[shard]);
+}
+
+void rc_worker_each_owned(struct rc_server *s, bool shard,
+                          void (*fn)(void *arg, const char *name, size_t len), void *arg)
+{
+    struct rc_dict_iter it;
+    const char *k;
+    size_t kl;
+    void *v;
+
+    rc_dict_iter_init(&it);
+    while (rc_dict_next(s->ws->own[shard], &it, &k, &kl, &v))
+        fn(arg, k, kl);
 }
 
 size_t rc_worker_numpat(struct rc_server *s)
@@ -713,6 +752,12 @@ static void handle(struct rc_server *s, struct post *p)
     }
     case P_CONFIG: apply_config(s, p); break;
     case P_RESETSTAT: rc_server_resetstat(s); break;
+    case P_ADOPT:
+        if (s->io.be && !s->stopping) {
+            s->io.be->adopt(&s->io, (int)p->count);
+            p->count = UINT64_MAX; /* taken */
+        }
+        break;
     }
     s->ws->ctr.posts_in++;
     post_discard(p);

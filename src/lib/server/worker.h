@@ -101,6 +101,11 @@ void rc_worker_state_free(struct rc_server *s);
 int rc_worker_start(struct rc_server *s);
 /* After each poll: clears s's wake-up flag and handles its inbox. */
 void rc_worker_woken(struct rc_server *s);
+/* Channels (shard: shard channels) with subscribers this worker owns. */
+uint64_t rc_worker_owned(struct rc_server *s, bool shard);
+/* Calls fn for every channel (shard: shard channel) this worker owns. */
+void rc_worker_each_owned(struct rc_server *s, bool shard,
+                          void (*fn)(void *arg, const char *name, size_t len), void *arg);
 /* Distinct patterns with subscribers on any worker (PUBSUB NUMPAT). */
 size_t rc_worker_numpat(struct rc_server *s);
 /* Before each poll: hands this worker's posts to their targets and wakes them. */
@@ -109,6 +114,10 @@ void rc_worker_flush(struct rc_server *s);
 void rc_worker_drain(struct rc_server *s);
 /* True when s has no post in or out, no hole and no gather pending. */
 bool rc_worker_idle(struct rc_server *s);
+
+/* Deals a connection worker 0 accepted to the next worker in turn; true
+ * when it went to another one (which adopts it). */
+bool rc_worker_hand_off(struct rc_server *s, int fd);
 
 /* The engine's count hook (engine.h): tells the owner, or every worker for
  * a pattern, that this worker gained or lost a subscriber. */
