@@ -145,13 +145,42 @@ def machine_section(metas, path):
         "running on the same two cores during the run, so every figure carries that noise.",
         f"- Servers: {start.get('redis', '?')}; {start.get('nats', '?')}; ringcastd built "
         "Release from this tree.",
-        "- Each server runs alone on CPU 0 (`taskset -c 0`), the bench on CPU 1 "
-        "(`taskset -c 1`); a fresh server per run; the table shows the median of the runs.",
     ]
+    workers = start.get("workers")
+    cpus = start.get("cpus") or {}
+    if workers is None:
+        lines.append("- ringcastd: no `--workers` flag (a run from before `bench/run.sh "
+                     "--workers`): one loop thread.")
+    else:
+        lines.append(f"- ringcastd: `--workers {workers}` (`bench/run.sh --workers {workers}`)"
+                     + (": one loop thread." if workers == 1 else "."))
+    if workers is None or workers == 1:
+        lines.append("- Each server runs alone on CPU 0 (`taskset -c 0`), the bench on CPU 1 "
+                     "(`taskset -c 1`); a fresh server per run; the table shows the median of "
+                     "the runs.")
+    else:
+        lines.append(f"- ringcastd runs on CPUs {cpus.get('ringcastd', '?')}, redis-server and "
+                     f"nats-server on CPU 0, and the bench on CPUs {cpus.get('bench', '?')} "
+                     "(`taskset`): **the server's workers and the load generator share the "
+                     "cores**; a fresh server per run; the table shows the median of the runs.")
     return lines
 
 
-def scenario_table(results, scen, redis):
+def workers_of(metas):
+    """The --workers of a run.sh file (None: a file from before the flag)."""
+    start = next((m for m in metas if m.get("what") == "start"), metas[0] if metas else {})
+    return start.get("workers")
+
+
+def server_name(server, workers=None):
+    name = SERVER_NAMES[server]
+    if workers is not None and workers != 1 and server in ("uring", "epoll", "naive",
+                                                           "uring-tick"):
+        name += f", {workers} workers"
+    return name
+
+
+def scenario_table(results, scen, redis, workers=None):
     rows = [
         "| server | deliveries/s | vs Redis | server CPU ns/delivery | vs Redis | "
         "syscalls/delivery | p50 µs | p99 µs | p99.9 µs | server CPU | bench sub-thread CPU | "
@@ -167,7 +196,7 @@ def scenario_table(results, scen, redis):
         if s["errors"]:
             order += f" ({s['errors']} run(s) failed)"
         rows.append(
-            f"| {SERVER_NAMES[server]} | {fmt_num(s['dps'])} | "
+            f"| {server_name(server, workers)} | {fmt_num(s['dps'])} | "
             f"{fmt_ratio(ratio(s['dps'], redis and redis['dps']))} | {fmt_num(s['ns'])} | "
             f"{fmt_ratio(ratio(s['ns'], redis and redis['ns']))} | {fmt_sys(s['sys'])} | "
             f"{fmt_num(s['p50'])} | {fmt_num(s['p99'])} | {fmt_num(s['p999'])} | "
@@ -176,7 +205,7 @@ def scenario_table(results, scen, redis):
     return rows
 
 
-def memory_table(results):
+def memory_table(results, workers=None):
     rows = [
         "| server | RSS before connecting | RSS with 10,000 idle subscribers | "
         "bytes per subscriber | vs Redis |",
@@ -188,20 +217,21 @@ def memory_table(results):
         if not s:
             continue
         rows.append(
-            f"| {SERVER_NAMES[server]} | {fmt_num(s['rss_before'])} KiB | {fmt_num(s['rss'])} KiB"
+            f"| {server_name(server, workers)} | {fmt_num(s['rss_before'])} KiB | "
+            f"{fmt_num(s['rss'])} KiB"
             f" | {fmt_num(s['rss_sub'])} | "
             f"{fmt_ratio(ratio(s['rss_sub'], redis and redis['rss_sub']))} |")
     return rows
 
 
-def commands_block(cmds, scen):
+def commands_block(cmds, scen, workers=None):
     """The exact commands of run 1 of each server in a scenario."""
     out = []
     for server in SERVERS:
         c = cmds.get(f"{server}/{scen}/1")
         if not c:
             continue
-        out.append(f"# {SERVER_NAMES[server]}")
+        out.append(f"# {server_name(server, workers)}")
         out.append(c["server_cmd"] + " &")
         out.append(c["bench_cmd"])
     if not out:
@@ -323,7 +353,7 @@ def ceiling_tables(ceilings, results, cmds):
     return out
 
 
-def chart(results, png, datfile):
+def chart(results, png, datfile, workers=None):
     """Two panels: deliveries/s and server CPU ns per delivery, per scenario and server."""
     if not shutil.which("gnuplot"):
         return False
@@ -352,13 +382,15 @@ def chart(results, png, datfile):
                          f"lc rgb '{colors[v]}'")
         return "plot " + ", \\\n     ".join(parts)
 
+    placement = "server on CPU 0, bench on CPU 1" if workers in (None, 1) else \
+        f"ringcastd {workers} workers; server and bench share the CPUs"
     script = f"""
 set terminal pngcairo size 1200,900 font 'DejaVu Sans,11'
 set output '{png}'
 set lmargin at screen 0.08
 set rmargin at screen 0.74
 set multiplot layout 2,1 title \
-    'ringcast fan-out comparison (median of runs; server on CPU 0, bench on CPU 1)'
+    'ringcast fan-out comparison (median of runs; {placement})'
 set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.85 border -1
@@ -387,10 +419,11 @@ unset multiplot
 def build_section(path, make_chart=True):
     metas, cmds, raw, ceilings = load(path)
     results = {k: summarize(v) for k, v in raw.items()}
+    workers = workers_of(metas)
     out = machine_section(metas, path) + [""]
     stem = os.path.splitext(path)[0]
     png = stem + ".png"
-    if make_chart and chart(results, png, stem + ".dat"):
+    if make_chart and chart(results, png, stem + ".dat", workers):
         out += [f"![deliveries/s and CPU per delivery]({os.path.relpath(png, ROOT)})", ""]
     t = targets(results)
     tick = {(x[0], x[1]): x for x in targets(results, "uring-tick")}
@@ -402,8 +435,9 @@ def build_section(path, make_chart=True):
 
     if t:
         passed = sum(1 for x in t if x[3] is True)
-        out += [f"### Targets: ringcastd (io_uring, default settings) against Redis, same run "
-                f"({passed} of {len(t)} met)", "",
+        wtext = "" if workers in (None, 1) else f", {workers} workers"
+        out += [f"### Targets: ringcastd (io_uring, default settings{wtext}) against Redis, "
+                f"same run ({passed} of {len(t)} met)", "",
                 "The last column is for information: the same check for `--tick-us 500`.", "",
                 "| scenario | target | measured | met? | with tick-us 500 |",
                 "|---|---|---|---|---|"]
@@ -418,10 +452,10 @@ def build_section(path, make_chart=True):
         runs = max(results[(v, scen)]["runs"] for v in SERVERS if (v, scen) in results)
         out += [f"### Scenario {scen}: {SCENARIO_TEXT[scen]} ({runs} run(s), medians)", ""]
         if scen == "M":
-            out += memory_table(results)
+            out += memory_table(results, workers)
         else:
-            out += scenario_table(results, scen, results.get(("redis", scen)))
-        out += [""] + commands_block(cmds, scen) + [""]
+            out += scenario_table(results, scen, results.get(("redis", scen)), workers)
+        out += [""] + commands_block(cmds, scen, workers) + [""]
     if ceilings:
         out += ["### Ceiling: the kernel's own cost of loopback fan-out (`ringcast-ceiling`)", ""]
         out += ceiling_tables(ceilings, results, cmds)
@@ -431,6 +465,16 @@ def build_section(path, make_chart=True):
                "(marked bench-bound). Latency at max rate measures the server's backlog, "
                "not its responsiveness: use D and D1k for latency.")
     return "\n".join(out) + "\n"
+
+
+def first_meta(path):
+    """The first line of a results file as a "meta" record ({} when it is not one)."""
+    try:
+        with open(path) as f:
+            rec = json.loads(f.readline())
+    except (OSError, ValueError):
+        return {}
+    return rec if isinstance(rec, dict) and rec.get("kind") == "meta" else {}
 
 
 def main(argv):
@@ -453,10 +497,13 @@ def main(argv):
         i += 1
     if path is None:
         rdir = os.path.join(ROOT, "bench", "results")
+        # Only bench/run.sh's files: tick-sweep.sh and workers.sh write there too.
         files = [os.path.join(rdir, f) for f in os.listdir(rdir) if f.endswith(".jsonl")] \
             if os.path.isdir(rdir) else []
+        files = [f for f in files if first_meta(f).get("command", "").startswith("bench/run.sh")]
         if not files:
-            sys.stderr.write("report.py: no bench/results/*.jsonl; run bench/run.sh first\n")
+            sys.stderr.write("report.py: no bench/run.sh file in bench/results/*.jsonl; "
+                             "run bench/run.sh first\n")
             return 1
         path = max(files, key=os.path.getmtime)
     path = os.path.abspath(path)
