@@ -530,6 +530,8 @@ def workers_run_facts(run):
         why.append(f"reply_mismatch {r['reply_mismatch']:,}")
     if r.get("error"):
         why.append(f"error: {r['error']}")
+        if run.get("fail"):
+            why.append(run["fail"].get("why", "").strip())
     f["why"] = ", ".join(why)
     dur = r.get("duration") or 0
     f["dps"] = r.get("deliveries_per_sec")
@@ -551,6 +553,10 @@ def workers_run_facts(run):
     f["threads"] = (srv or {}).get("threads") or []
     f["config_workers"] = (srv or {}).get("config_workers")
     return f
+
+
+def fmt_pct(v):
+    return "n/a" if v is None else f"{v:,.0f}%"
 
 
 def threads_text(threads, wall=None):
@@ -668,7 +674,9 @@ def workers_report(path):
             if not_in_effect(facts):
                 name += " **(not in effect: one busy loop thread; not a result)**"
                 warned.add(peer)
-            if peer.startswith("rc"):
+            if not ok:
+                sys_txt = "n/a"
+            elif peer.startswith("rc"):
                 sys_txt = f"{fmt_sys(m('sys_info'))} (perf {fmt_sys(m('sys_perf'))})"
             else:
                 sys_txt = fmt_sys(m("sys_perf"))
@@ -679,8 +687,8 @@ def workers_report(path):
                 dps += (f" (behind the fixed rate in {len(behind)} run(s): "
                         f"{fmt_num(min(f['pps'] for f in behind))} msg/s)")
             out.append(f"| {name} | {len(ok)} of {len(facts)} | {dps} | {fmt_num(m('cpu_s'), 2)} "
-                       f"| {fmt_num(m('cpu_pct'))}% | {fmt_num(m('ns'))} | {sys_txt} | {th} | "
-                       f"{fmt_num(m('bench_pct'))}% | {fmt_num(m('sub_pct'))}% |")
+                       f"| {fmt_pct(m('cpu_pct'))} | {fmt_num(m('ns'))} | {sys_txt} | {th} | "
+                       f"{fmt_pct(m('bench_pct'))} | {fmt_pct(m('sub_pct'))} |")
             c = runs[labels[0]]["cmd"]
             cmds += [f"# {peer_name(peer)}", c["server_cmd"] + " &", c["bench_cmd"]]
         out.append("")

@@ -3,7 +3,7 @@
 
   server_probe.py snap PID [RESP_PORT [WAIT_S]] > snap.json
       CPU ticks of every thread of PID (/proc/PID/task/*/stat, utime+stime) and its name;
-      with RESP_PORT (ringcastd), also INFO fanout's counters and CONFIG GET workers. With
+      with RESP_PORT (ringcastd), also INFO fanout's integer fields and CONFIG GET workers. With
       WAIT_S, first polls INFO fanout (every 10 ms, at most WAIT_S seconds) until
       messages_published is above 0: the snapshot then marks the end of the bench's setup
       (connects, subscribes) and the start of its warm-up.
@@ -24,8 +24,6 @@ import time
 
 TCK = os.sysconf("SC_CLK_TCK")
 BUSY = 0.05  # of one CPU over the interval
-INFO_FIELDS = ("syscalls", "deliveries", "messages_published", "send_syscalls", "sends")
-INFO_PREFIX = "sys_"  # and every syscall kind
 
 
 def threads(pid):
@@ -116,8 +114,9 @@ def snap(pid, port=None, wait_s=None):
         try:
             text = resp(port, "INFO", "fanout") or ""
             kv = dict(l.split(":", 1) for l in text.splitlines() if ":" in l)
-            rec["info"] = {k: int(v) for k, v in kv.items()
-                           if k in INFO_FIELDS or k.startswith(INFO_PREFIX)}
+            # Every integer counter of the section (so that counters a later build adds, such
+            # as posts between workers, are kept too); gauges come out as differences.
+            rec["info"] = {k: int(v) for k, v in kv.items() if v.strip().lstrip("-").isdigit()}
             cw = resp(port, "CONFIG", "GET", "workers")
             if isinstance(cw, list) and len(cw) == 2:
                 rec["config_workers"] = int(cw[1])

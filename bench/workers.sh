@@ -154,6 +154,9 @@ PROBE=(/usr/bin/python3 "$ROOT/bench/server_probe.py")
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 NOFILE=$(ulimit -n)
 MAXCLIENTS=$((NOFILE > 19100 ? 19000 : NOFILE - 100))
+[ "$NOFILE" -ge 1200 ] ||
+    echo "workers.sh: ulimit -n is $NOFILE; the server and the bench need about 1,100 each" \
+        "for 1,000 subscribers" >&2
 PERF=()
 if command -v perf >/dev/null && perf stat -e raw_syscalls:sys_enter -o /dev/null true 2>/dev/null
 then
@@ -269,6 +272,11 @@ run_one() {
     stop_server
     if grep -q '^RESULT ' "$TMP/out"; then
         sed -n 's/^RESULT //p' "$TMP/out" >>"$OUT"
+        if [ "$rc" != 0 ]; then  # a failed run: keep what the bench said besides RESULT
+            printf '{"kind":"fail","label":%s,"why":%s}\n' "$(json_str "$label")" \
+                "$(json_str "exit $rc: $(grep -v '^RESULT ' "$TMP/out" | tail -c 300 | tr '\n' ' ')")" \
+                >>"$OUT"
+        fi
     else
         printf '{"kind":"fail","label":%s,"why":%s}\n' "$(json_str "$label")" \
             "$(json_str "no RESULT (exit $rc): $(tail -c 300 "$TMP/out" | tr '\n' ' ')")" >>"$OUT"
