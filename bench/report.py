@@ -552,6 +552,8 @@ def workers_run_facts(run):
     f["busy"] = (srv or {}).get("busy_threads")
     f["threads"] = (srv or {}).get("threads") or []
     f["config_workers"] = (srv or {}).get("config_workers")
+    f["others_pct"] = 100 * srv["others_cpu_s"] / srv["wall_s"] \
+        if srv and srv.get("others_cpu_s") is not None and srv.get("wall_s") else None
     return f
 
 
@@ -598,7 +600,8 @@ def workers_line(path, label):
     print(f"{label:18s} {fmt_num(f['dps']):>11s} deliveries/s, server CPU "
           f"{fmt_num(f['cpu_s'], 2)} s ({fmt_num(f['cpu_pct'])}%), {fmt_num(f['ns'])} ns/delivery,"
           f" {sys_txt} syscalls/delivery, threads [{threads_text(f['threads'])}], bench "
-          f"{fmt_num(f['bench_pct'])}%: {'INVALID (' + f['why'] + ')' if f['why'] else 'valid'}"
+          f"{fmt_num(f['bench_pct'])}%, others {fmt_pct(f['others_pct'])}: "
+          f"{'INVALID (' + f['why'] + ')' if f['why'] else 'valid'}"
           f"{' [behind the fixed rate: %s msg/s]' % fmt_num(f['pps']) if f.get('behind') else ''}"
           f"{note}")
 
@@ -624,7 +627,8 @@ def workers_report(path):
            f"finished {end.get('time', 'not finished')}).", "",
            f"- Machine: {start.get('nproc', '?')} CPUs, `{start.get('cpu', '?')}`, Linux "
            f"{start.get('kernel', '?')}; load average at start "
-           f"{' '.join(start.get('loadavg', []))}, at end {' '.join(end.get('loadavg', [])) or '?'}."
+           f"{' '.join(start.get('loadavg', []))}, at end "
+           f"{' '.join(end.get('loadavg', [])) or '?'}."
            f" Servers: {start.get('redis', '?')}; {start.get('nats', '?')}; ringcastd Release "
            "from this tree.",
            placement,
@@ -654,8 +658,8 @@ def workers_report(path):
         out += [f"### {scen}: {WORKERS_SCEN_TEXT.get(scen, scen)}", "",
                 "| server | valid runs | deliveries/s | server CPU s | server CPU | "
                 "ns/delivery | syscalls/delivery | threads (CPU s) | bench CPU | "
-                "bench sub-thread |",
-                "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|"]
+                "bench sub-thread | others' CPU |",
+                "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|"]
         cmds, bad = [], []
         for peer in order:
             labels = sorted((lb for lb, r in runs.items() if r.get("cmd", {}).get("peer") == peer
@@ -688,7 +692,8 @@ def workers_report(path):
                         f"{fmt_num(min(f['pps'] for f in behind))} msg/s)")
             out.append(f"| {name} | {len(ok)} of {len(facts)} | {dps} | {fmt_num(m('cpu_s'), 2)} "
                        f"| {fmt_pct(m('cpu_pct'))} | {fmt_num(m('ns'))} | {sys_txt} | {th} | "
-                       f"{fmt_pct(m('bench_pct'))} | {fmt_pct(m('sub_pct'))} |")
+                       f"{fmt_pct(m('bench_pct'))} | {fmt_pct(m('sub_pct'))} | "
+                       f"{fmt_pct(m('others_pct'))} |")
             c = runs[labels[0]]["cmd"]
             cmds += [f"# {peer_name(peer)}", c["server_cmd"] + " &", c["bench_cmd"]]
         out.append("")
@@ -705,7 +710,11 @@ def workers_report(path):
                 "results.", ""]
     out.append("Columns: *server CPU* is the server's CPU over the window's wall time (100% = "
                "one core); *bench CPU* is the whole bench process, *bench sub-thread* its one "
-               "subscriber thread (near 100% it, not the server, sets the pace).")
+               "subscriber thread (near 100% it, not the server, sets the pace); *others' CPU* "
+               "is what everything else on the machine used over the whole bench run (other "
+               "users' builds and tests, and these scripts' probes): /proc/stat's busy time "
+               "less the server's and the bench's, in % of one core. Where it is high the run "
+               "had less than the cores it was meant to share.")
     return "\n".join(out) + "\n"
 
 

@@ -7,12 +7,14 @@
       WAIT_S, first polls INFO fanout (every 10 ms, at most WAIT_S seconds) until
       messages_published is above 0: the snapshot then marks the end of the bench's setup
       (connects, subscribes) and the start of its warm-up.
-  server_probe.py diff BEFORE.json AFTER.json [START.json] > server.json
+  server_probe.py diff BEFORE.json AFTER.json [START.json] [--bench-cpu S] > server.json
       the difference: each thread's CPU seconds from BEFORE (threads that started in between
       count from 0; threads that ended are missing), the busy threads (at least 5 % of one CPU
       over the interval), and with INFO, syscalls (all, and by kind) and deliveries from START
       (when it has INFO and saw publishing; else from BEFORE) and their ratio, leaving out
-      close and accept (the bench's connections ending and starting).
+      close and accept (the bench's connections ending and starting). With --bench-cpu (the
+      bench's CPU seconds over the same interval), also the CPU everything else on the
+      machine used meanwhile: /proc/stat's busy time less the server's and the bench's.
 
 Used by bench/workers.sh. Standard library only. SPDX-License-Identifier: BSD-3-Clause
 """
@@ -39,6 +41,13 @@ def threads(pid):
         fields = st[st.rindex(")") + 2:].split()
         out[tid] = {"comm": comm, "ticks": int(fields[11]) + int(fields[12])}
     return out
+
+
+def machine_busy():
+    """CPU ticks all CPUs spent busy (user, nice, system, irq, softirq, steal): /proc/stat."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return v[0] + v[1] + v[2] + v[5] + v[6] + (v[7] if len(v) > 7 else 0)
 
 
 def resp(port, *words, timeout=2.0):
@@ -109,7 +118,8 @@ def wait_publishing(port, wait_s):
 
 def snap(pid, port=None, wait_s=None):
     saw = wait_publishing(port, wait_s) if port and wait_s else None
-    rec = {"t": time.monotonic(), "threads": threads(pid), "info": None, "config_workers": None}
+    rec = {"t": time.monotonic(), "threads": threads(pid), "busy_ticks": machine_busy(),
+           "info": None, "config_workers": None}
     if port:
         try:
             text = resp(port, "INFO", "fanout") or ""
@@ -127,7 +137,7 @@ def snap(pid, port=None, wait_s=None):
     return rec
 
 
-def diff(a, b, start=None):
+def diff(a, b, start=None, bench_cpu_s=None):
     wall = b["t"] - a["t"]
     ths = []
     for tid, t in b["threads"].items():
@@ -138,6 +148,13 @@ def diff(a, b, start=None):
            "busy_threads": sum(1 for t in ths if wall > 0 and t["cpu_s"] >= BUSY * wall),
            "cpu_s": round(sum(t["cpu_s"] for t in ths), 2),
            "config_workers": b.get("config_workers"), "info": None}
+    if bench_cpu_s is not None and a.get("busy_ticks") is not None:
+        # Everything else the machine ran meanwhile (other users' work; these probes):
+        # all busy CPU time less the server's and the bench's.
+        busy = (b["busy_ticks"] - a["busy_ticks"]) / TCK
+        out["machine_busy_s"] = round(busy, 2)
+        out["bench_run_cpu_s"] = bench_cpu_s
+        out["others_cpu_s"] = round(max(0.0, busy - out["cpu_s"] - bench_cpu_s), 2)
     first, out["info_from"] = a, "before the bench"
     if start and start.get("info") and start.get("saw_publishing"):
         first, out["info_from"] = start, "the start of publishing"
@@ -158,17 +175,25 @@ def main(argv):
     if len(argv) >= 2 and argv[0] == "snap":
         print(json.dumps(snap(int(argv[1]), int(argv[2]) if len(argv) > 2 else None,
                               float(argv[3]) if len(argv) > 3 else None)))
-    elif len(argv) in (3, 4) and argv[0] == "diff":
+    elif len(argv) >= 3 and argv[0] == "diff":
+        bench_cpu_s = None
+        if "--bench-cpu" in argv:
+            i = argv.index("--bench-cpu")
+            try:
+                bench_cpu_s = float(argv[i + 1])
+            except (IndexError, ValueError):
+                bench_cpu_s = None
+            argv = argv[:i] + argv[i + 2:]
         with open(argv[1]) as fa, open(argv[2]) as fb:
             a, b = json.load(fa), json.load(fb)
         start = None
-        if len(argv) == 4:
+        if len(argv) > 3:
             try:
                 with open(argv[3]) as fs:
                     start = json.load(fs)
             except (OSError, ValueError):
                 start = None
-        print(json.dumps(diff(a, b, start), separators=(",", ":")))
+        print(json.dumps(diff(a, b, start, bench_cpu_s), separators=(",", ":")))
     else:
         sys.stderr.write(__doc__)
         return 2

@@ -117,7 +117,8 @@ for c in "$CPUS" "$BENCH_CPUS"; do
     taskset -c "$c" true 2>/dev/null || { echo "workers.sh: bad CPU list $c" >&2; exit 2; }
 done
 for tool in redis-server nats-server; do
-    command -v "$tool" >/dev/null || echo "workers.sh: $tool missing (scripts/deps.sh installs it)" >&2
+    command -v "$tool" >/dev/null ||
+        echo "workers.sh: $tool missing (scripts/deps.sh installs it)" >&2
 done
 
 mkdir -p "$ROOT/bench/results"
@@ -247,7 +248,8 @@ run_one() {
     printf '{"kind":"cmd","label":%s,"peer":%s,"scenario":%s,"run":%d,"workers":%s,' \
         "$(json_str "$label")" "$(json_str "$peer")" "$(json_str "$scen")" "$i" "$WORKERS" >>"$OUT"
     printf '"cpus":%s,"bench_cpus":%s,"server_cmd":%s,"bench_cmd":%s,"loadavg_before":%s}\n' \
-        "$(json_str "$CPUS")" "$(json_str "$BENCH_CPUS")" "$(cmd_json taskset -c "$CPUS" "${SERVER_CMD[@]}")" \
+        "$(json_str "$CPUS")" "$(json_str "$BENCH_CPUS")" \
+        "$(cmd_json taskset -c "$CPUS" "${SERVER_CMD[@]}")" \
         "$(cmd_json "${bench[@]}")" "$(json_str "$(loadavg)")" >>"$OUT"
     local info=()
     [ -z "$INFO_PORT" ] || info=("$INFO_PORT")
@@ -262,7 +264,10 @@ run_one() {
             2>/dev/null &
         start_pid=$!
     fi
-    timeout 120 "${bench[@]}" >"$TMP/out" 2>&1 || rc=$?
+    # The bench's CPU over the whole run (user and system, with its children): what it takes
+    # from the shared cores, and with /proc/stat what everything else on the machine took.
+    local TIMEFORMAT='%3U %3S'
+    { time timeout 120 "${bench[@]}" >"$TMP/out" 2>&1; } 2>"$TMP/time" || rc=$?
     if [ -n "$start_pid" ]; then  # still polling only when the bench never published
         kill "$start_pid" 2>/dev/null || true
         wait "$start_pid" 2>/dev/null || true
@@ -273,16 +278,19 @@ run_one() {
     if grep -q '^RESULT ' "$TMP/out"; then
         sed -n 's/^RESULT //p' "$TMP/out" >>"$OUT"
         if [ "$rc" != 0 ]; then  # a failed run: keep what the bench said besides RESULT
+            local said
+            said=$(grep -v '^RESULT ' "$TMP/out" | tail -c 300 | tr '\n' ' ')
             printf '{"kind":"fail","label":%s,"why":%s}\n' "$(json_str "$label")" \
-                "$(json_str "exit $rc: $(grep -v '^RESULT ' "$TMP/out" | tail -c 300 | tr '\n' ' ')")" \
-                >>"$OUT"
+                "$(json_str "exit $rc: $said")" >>"$OUT"
         fi
     else
         printf '{"kind":"fail","label":%s,"why":%s}\n' "$(json_str "$label")" \
             "$(json_str "no RESULT (exit $rc): $(tail -c 300 "$TMP/out" | tr '\n' ' ')")" >>"$OUT"
     fi
+    local bench_cpu
+    bench_cpu=$(awk 'NF == 2 { print $1 + $2 }' "$TMP/time" | tail -1)
     if "${PROBE[@]}" diff "$TMP/before.json" "$TMP/after.json" "$TMP/start.json" \
-        >"$TMP/server.json" 2>/dev/null; then
+        ${bench_cpu:+--bench-cpu "$bench_cpu"} >"$TMP/server.json" 2>/dev/null; then
         printf '{"kind":"server","label":%s,"probe":%s}\n' "$(json_str "$label")" \
             "$(cat "$TMP/server.json")" >>"$OUT"
     fi
