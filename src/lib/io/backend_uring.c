@@ -310,14 +310,15 @@ static void teardown(struct rc_io *io, struct uring_state *u, uint32_t i, const 
 
 /* ---- Completions ---- */
 
-static void accept_fd(struct rc_io *io, struct uring_state *u, int fd)
+/* offer: let the host hand it to another loop first (not for one it adopts). */
+static void accept_fd(struct rc_io *io, struct uring_state *u, int fd, bool offer)
 {
     uint32_t i;
     struct uslot *sl;
     struct rc_io_conn *c;
     int ret;
 
-    if (io->host->hand_off && io->host->hand_off(io, fd))
+    if (offer && io->host->hand_off && io->host->hand_off(io, fd))
         return;
     i = slot_alloc(u);
     if (i == SLOT_NONE) {
@@ -362,7 +363,7 @@ static void on_accept(struct rc_io *io, struct uring_state *u, uint32_t li, int 
         if (l->closed)
             count_close(io, res); /* raced with unlisten */
         else
-            accept_fd(io, u, res);
+            accept_fd(io, u, res, true);
         return;
     }
     if (l->closed || res == -ECANCELED)
@@ -943,7 +944,7 @@ static void uring_unwatch(struct rc_io *io, int fd)
 
 static void uring_adopt(struct rc_io *io, int fd)
 {
-    accept_fd(io, io->be_state, fd);
+    accept_fd(io, io->be_state, fd, false);
 }
 
 /* A wake-up for another worker's ring: an IORING_OP_MSG_RING posts a CQE

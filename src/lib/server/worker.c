@@ -71,6 +71,7 @@ enum post_type {
     P_CONFIG,   /* CONFIG SET pairs */
     P_RESETSTAT,
     P_ADOPT, /* a connection (fd in count) dealt to this worker */
+    P_MDEL,  /* RC.DEL: drop these channels' market-data state */
 };
 
 /* A message delivered to other workers: one allocation, shared. */
@@ -651,14 +652,17 @@ static void broadcast_words(struct rc_server *s, enum post_type type, int argc,
 {
     size_t total = 0;
 
+    /* Each word: its length (a size_t), its bytes, a NUL. */
     for (int i = 0; i < argc; i++)
-        total += argvlen[i] + 1;
+        total += sizeof(size_t) + argvlen[i] + 1;
     for (int t = 0; s->wk && t < s->wk->n; t++) {
         if (t == s->widx)
             continue;
         struct post *p = post_new(type, s, total);
         char *d = p->data;
         for (int i = 0; i < argc; i++) {
+            memcpy(d, &argvlen[i], sizeof(size_t));
+            d += sizeof(size_t);
             memcpy(d, argv[i], argvlen[i]);
             d[argvlen[i]] = '\0';
             d += argvlen[i] + 1;
@@ -680,21 +684,51 @@ void rc_workers_resetstat(struct rc_server *s)
     broadcast_words(s, P_RESETSTAT, 0, NULL, NULL);
 }
 
+void rc_workers_mdata_del(struct rc_server *s, int argc, const char *const *argv,
+                          const size_t *argvlen)
+{
+    broadcast_words(s, P_MDEL, argc, argv, argvlen);
+}
+
+/* The next word of a broadcast post (NUL-terminated too); advances *d. */
+static const char *next_word(const char **d, size_t *len)
+{
+    const char *w;
+
+    memcpy(len, *d, sizeof(size_t));
+    w = *d + sizeof(size_t);
+    *d = w + *len + 1;
+    return w;
+}
+
 /* Applies name/value pairs another worker's CONFIG SET checked already. */
 static void apply_config(struct rc_server *s, const struct post *p)
 {
     const char *d = p->data;
     char err[256];
+    size_t l;
 
     for (uint64_t i = 0; i + 1 < p->count; i += 2) {
-        const char *argv[2] = {d, d + strlen(d) + 1};
+        const char *argv[2];
+        argv[0] = next_word(&d, &l);
+        argv[1] = next_word(&d, &l);
         if (rc_config_set(&s->cfg, 2, argv, err, sizeof(err)) < 0)
             rc_log(&s->log, RC_LOG_WARNING, "workers: CONFIG SET %s on worker %d: %s", argv[0],
                    s->widx, err);
-        d = argv[1] + strlen(argv[1]) + 1;
     }
     rc_mdata_reconfigure(s->eng);
     rc_mem_apply_cfg(s);
+}
+
+static void apply_mdel(struct rc_server *s, const struct post *p)
+{
+    const char *d = p->data;
+    size_t l;
+
+    for (uint64_t i = 0; i < p->count; i++) {
+        const char *w = next_word(&d, &l);
+        rc_mdata_del(s->eng, w, l);
+    }
 }
 
 /* ---- The inbox ---- */
@@ -752,6 +786,7 @@ static void handle(struct rc_server *s, struct post *p)
     }
     case P_CONFIG: apply_config(s, p); break;
     case P_RESETSTAT: rc_server_resetstat(s); break;
+    case P_MDEL: apply_mdel(s, p); break;
     case P_ADOPT:
         if (s->io.be && !s->stopping) {
             s->io.be->adopt(&s->io, (int)p->count);

@@ -164,6 +164,9 @@ void rc_gather(struct rc_server *s, struct rc_conn *c, int argc, const char *con
 /* CONFIG SET's pairs, applied by every other worker to its own copy. */
 void rc_workers_config_set(struct rc_server *s, int argc, const char *const *argv,
                            const size_t *argvlen);
+/* RC.DEL on every other worker's copy of the market-data state. */
+void rc_workers_mdata_del(struct rc_server *s, int argc, const char *const *argv,
+                          const size_t *argvlen);
 /* CONFIG RESETSTAT on every other worker. */
 void rc_workers_resetstat(struct rc_server *s);
 /* Asks every worker to stop (async-signal-safe). */
