@@ -618,6 +618,22 @@ static void query_limit_exceeded(struct rc_server *s, struct rc_conn *c, size_t 
     rc_conn_close_asap(s, c, "query buffer limit");
 }
 
+/* Commands whose replies are pushes a subscriber must see in order with its
+ * messages. Messages never wait behind a hole (worker.h), so with a hole
+ * pending these wait for it instead: nothing can come before a SUBSCRIBE
+ * confirmation, or after an UNSUBSCRIBE one. */
+static bool waits_for_holes(const struct rc_req *r)
+{
+    static const char *const names[] = {"subscribe",    "psubscribe",   "ssubscribe",
+                                        "unsubscribe",  "punsubscribe", "sunsubscribe",
+                                        "reset",        "hello",        "rc.resume",
+                                        "rc.seqmode"};
+    for (size_t i = 0; i < RC_ARRAY_LEN(names); i++)
+        if (rc_strcaseeq(r->argv[0], r->argvlen[0], names[i]))
+            return true;
+    return false;
+}
+
 /* Parses and runs every complete request in buf[0..len); returns the bytes used. */
 static size_t process(struct rc_server *s, struct rc_conn *c, const char *buf, size_t len)
 {
@@ -641,6 +657,14 @@ static size_t process(struct rc_server *s, struct rc_conn *c, const char *buf, s
             rc_conn_mark_dirty(s, c);
             pos = len;
             break;
+        }
+        if (c->parser.argc > 0 && RC_UNLIKELY(c->nholes > 0)) {
+            struct rc_req req = {c->parser.argc, c->parser.argv, c->parser.argvlen};
+            if (waits_for_holes(&req)) {
+                /* Parsed again, from the query buffer, once the holes fill. */
+                c->io.flags |= RC_CONN_PAUSED;
+                break;
+            }
         }
         pos += used;
         if (c->parser.argc > 0) {
@@ -668,6 +692,16 @@ void rc_conn_input(struct rc_server *s, struct rc_conn *c, const char *buf, size
         return;
     /* Posts made before this input was sent come first (worker.c). */
     rc_worker_drain(s);
+    if (RC_UNLIKELY(c->io.flags & RC_CONN_PAUSED)) {
+        /* Waiting for a hole: keep the bytes for later (still bounded). */
+        size_t qcap0 = c->qbuf.cap;
+        rc_buf_append(&c->qbuf, buf, n);
+        s->mem_qbuf += c->qbuf.cap - qcap0;
+        s->stats.bytes_in += n;
+        if (c->qbuf.len > s->cfg.client_query_buffer_limit)
+            query_limit_exceeded(s, c, c->qbuf.len);
+        return;
+    }
     /* Shutting down: run no new requests, so that a steady publisher cannot
      * keep the queues from draining until shutdown-timeout cuts off
      * messages whose PUBLISH was already acknowledged. */
@@ -799,6 +833,18 @@ static void hole_wait(struct rc_server *s, struct rc_conn *c)
 
 void rc_conn_holes_done(struct rc_server *s, struct rc_conn *c)
 {
+    if ((c->io.flags & RC_CONN_PAUSED) && !(c->io.flags & RC_IO_UNLINKED)) {
+        /* Run what it held back: its next command waited for the holes. */
+        size_t qcap = c->qbuf.cap, used;
+        c->io.flags &= ~RC_CONN_PAUSED;
+        if (!(c->io.flags & (RC_IO_CLOSE_ASAP | RC_IO_CLOSE_AFTER_REPLY)) && !s->stopping &&
+            c->qbuf.len) {
+            used = process(s, c, c->qbuf.p, c->qbuf.len);
+            rc_buf_consume(&c->qbuf, used);
+            s->mem_qbuf += c->qbuf.cap - qcap;
+        }
+        return;
+    }
     if (!(c->io.flags & RC_CONN_FREE_WAIT) || (c->io.flags & RC_CONN_RELEASING))
         return;
     if (c->hw_prev)
@@ -943,12 +989,17 @@ static void sink_push(struct rc_sink *k, struct rc_slab *slab, uint32_t off, uin
      * never drain its queue and never close. */
     if (c->io.flags & (RC_IO_CLOSE_ASAP | RC_IO_UNLINKED | RC_IO_CLOSE_AFTER_REPLY))
         return;
-    if (!limit && RC_LIKELY(c->hold_head == NULL)) {
+    /* Messages go straight to the queue, past any hole (worker.h): they
+     * are not replies, and a client subscribed to the channel it publishes
+     * on gets the message before the PUBLISH reply, as from Redis. */
+    if (!limit) {
         rc_queue_push(&c->io.out, slab, off, len);
         rc_conn_mark_dirty(s, c);
         return;
     }
-    push_output(s, c, slab, off, len);
+    rc_queue_push(&c->io.out, slab, off, len);
+    rc_conn_mark_dirty(s, c);
+    check_output_limit(s, c);
 }
 
 static const struct rc_sink_ops sink_ops = {.push = sink_push};

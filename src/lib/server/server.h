@@ -56,6 +56,7 @@ struct rc_stats {
 #define RC_CONN_AUTHED    (1u << 16) /* passed AUTH (or no password set) */
 #define RC_CONN_RELEASING (1u << 17) /* subscriptions still being released in slices */
 #define RC_CONN_FREE_WAIT (1u << 18) /* the backend is done with it: free once released */
+#define RC_CONN_PAUSED    (1u << 19) /* input waits for its holes to fill (worker.h) */
 
 /* Subscriptions released per loop iteration for closing clients, in all:
  * about 1.5 us each, so one client's exit holds the others up for a few
@@ -223,7 +224,8 @@ void rc_conn_push_bytes(struct rc_server *s, struct rc_conn *c, const void *p, s
  * limit: the hold list releasing what waited (worker.c). */
 void rc_conn_queue(struct rc_server *s, struct rc_conn *c, struct rc_slab *slab, uint32_t off,
                    uint32_t len);
-/* c's last hole was filled: frees it if it was only waiting for that. */
+/* c's last hole was filled: runs the input it held back, or frees it if
+ * it was only waiting for that. */
 void rc_conn_holes_done(struct rc_server *s, struct rc_conn *c);
 /* Schedules c to be closed as soon as possible (output dropped). */
 void rc_conn_close_asap(struct rc_server *s, struct rc_conn *c, const char *why);

@@ -113,8 +113,34 @@ struct outq {
     struct post *head, *tail;
 };
 
+/* The inbox lock: held for a list splice, a few instructions, so a spin
+ * (no futex system calls, which no counter would see); a holder that was
+ * preempted gets the CPU back through sched_yield(), counted. */
+struct spin {
+    atomic_flag f;
+};
+
+static void spin_lock(struct rc_server *s, struct spin *l)
+{
+    for (unsigned n = 0; atomic_flag_test_and_set_explicit(&l->f, memory_order_acquire); n++) {
+        if (n < 128) {
+#if defined(__x86_64__) || defined(__i386__)
+            __builtin_ia32_pause();
+#endif
+        } else {
+            sched_yield();
+            s->io.stats.sys[RC_SYS_OTHER]++;
+        }
+    }
+}
+
+static void spin_unlock(struct spin *l)
+{
+    atomic_flag_clear_explicit(&l->f, memory_order_release);
+}
+
 struct rc_wstate {
-    pthread_mutex_t mu;
+    struct spin mu;
     struct post *in_head, *in_tail; /* guarded by mu */
     atomic_bool in_any;             /* the inbox may hold something */
     atomic_bool wake_pending;       /* a wake-up is on its way */
@@ -236,14 +262,14 @@ void rc_worker_flush(struct rc_server *s)
         struct rc_wstate *tw = ts->ws;
         if (!q->head)
             continue;
-        pthread_mutex_lock(&tw->mu);
+        spin_lock(s, &tw->mu);
         if (tw->in_tail)
             tw->in_tail->next = q->head;
         else
             tw->in_head = q->head;
         tw->in_tail = q->tail;
         atomic_store(&tw->in_any, true);
-        pthread_mutex_unlock(&tw->mu);
+        spin_unlock(&tw->mu);
         q->head = q->tail = NULL;
         /* The target clears the flag before it drains: a post appended
          * after its drain began either finds the flag clear (and wakes it)
@@ -809,11 +835,11 @@ void rc_worker_drain(struct rc_server *s)
     /* Handling a post can produce posts for this worker itself (none
      * today) or new input: take batches until the inbox stays empty. */
     for (;;) {
-        pthread_mutex_lock(&ws->mu);
+        spin_lock(s, &ws->mu);
         p = ws->in_head;
         ws->in_head = ws->in_tail = NULL;
         atomic_store(&ws->in_any, false);
-        pthread_mutex_unlock(&ws->mu);
+        spin_unlock(&ws->mu);
         if (!p)
             break;
         while (p) {
@@ -853,12 +879,8 @@ const struct rc_worker_counters *rc_worker_counters(const struct rc_server *s)
 void rc_worker_state_new(struct rc_server *s)
 {
     struct rc_wstate *ws = rc_xcalloc(1, sizeof(*ws));
-    pthread_mutexattr_t a;
 
-    pthread_mutexattr_init(&a);
-    pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ADAPTIVE_NP);
-    pthread_mutex_init(&ws->mu, &a);
-    pthread_mutexattr_destroy(&a);
+    atomic_flag_clear(&ws->mu.f);
     atomic_init(&ws->in_any, false);
     atomic_init(&ws->wake_pending, false);
     ws->efd = -1;
@@ -919,7 +941,6 @@ void rc_worker_state_free(struct rc_server *s)
     free_tallies(ws->pats);
     free(ws->patlist);
     rc_buf_free(&ws->spare);
-    pthread_mutex_destroy(&ws->mu);
     free(ws);
     s->ws = NULL;
 }
