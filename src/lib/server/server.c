@@ -380,9 +380,12 @@ void rc_server_loop(struct rc_server *s)
 {
     for (;;) {
         bool releasing = rc_server_release_tick(s);
-        if (s->wk)
+        int wait_ms = releasing ? 0 : s->stopping ? 10 : 100;
+        if (s->wk) {
             rc_worker_flush(s); /* their wake-ups ride this poll's submission */
-        s->io.be->poll(&s->io, releasing ? 0 : s->stopping ? 10 : 100);
+            wait_ms = rc_worker_wait_ms(s, wait_ms);
+        }
+        s->io.be->poll(&s->io, wait_ms);
         rc_worker_woken(s);
         rc_mem_check(s, false); /* UDP sources publish outside rc_conn_input */
         uint64_t now = rc_now_ms();

@@ -111,6 +111,7 @@ struct tally {
 
 struct outq {
     struct post *head, *tail;
+    bool urgent; /* holds something a client waits for (not only deliveries) */
 };
 
 /* The inbox lock: held for a list splice, a few instructions, so a spin
@@ -154,6 +155,8 @@ struct rc_wstate {
     struct rc_gather *gathers;  /* this worker's, waiting for parts */
     struct rc_buf spare;        /* s->rbuf while a hole is filled */
     uint64_t dealt;             /* connections dealt out (worker 0) */
+    uint64_t last_kick_us[RC_MAX_WORKERS]; /* when each target was last woken */
+    uint64_t kick_due_us[RC_MAX_WORKERS];  /* a deferred wake-up is due then, 0 = none */
     struct rc_worker_counters ctr;
 };
 
@@ -196,6 +199,8 @@ static void post_to(struct rc_server *s, int t, struct post *p)
 {
     struct outq *q = &s->ws->out[t];
 
+    if (p->type != P_DELIVER && p->type != P_DELTA && p->type != P_PATDELTA)
+        q->urgent = true;
     p->next = NULL;
     if (q->tail)
         q->tail->next = p;
@@ -252,14 +257,43 @@ bool rc_worker_hand_off(struct rc_server *s, int fd)
     return true;
 }
 
+/* How long a target's wake-up for deliveries alone may wait: the window
+ * subscribers' output is held for anyway (accum.h). */
+static uint64_t kick_window_us(const struct rc_server *s)
+{
+    return s->io.cfg.tick_us ? s->io.cfg.tick_us : s->io.cfg.budget_us;
+}
+
+/* Wakes target t unless a wake-up is on its way already. */
+static void kick_now(struct rc_server *s, int t, uint64_t now)
+{
+    struct rc_server *ts = s->wk->w[t];
+
+    s->ws->last_kick_us[t] = now;
+    s->ws->kick_due_us[t] = 0;
+    /* The target clears the flag before it drains: a post appended after
+     * its drain began either finds the flag clear (and wakes it) or set by
+     * a sender whose wake-up is still to come. */
+    if (!atomic_exchange(&ts->ws->wake_pending, true))
+        kick(s, ts);
+}
+
 void rc_worker_flush(struct rc_server *s)
 {
     struct rc_wstate *ws = s->ws;
+    uint64_t now = rc_now_us(), window = kick_window_us(s);
 
     for (int t = 0; t < s->wk->n; t++) {
         struct outq *q = &ws->out[t];
         struct rc_server *ts = s->wk->w[t];
         struct rc_wstate *tw = ts->ws;
+        if (ws->kick_due_us[t] && now >= ws->kick_due_us[t]) {
+            /* A deferred wake-up: still needed if the target has not
+             * drained its inbox meanwhile. */
+            ws->kick_due_us[t] = 0;
+            if (atomic_load(&tw->in_any))
+                kick_now(s, t, now);
+        }
         if (!q->head)
             continue;
         spin_lock(s, &tw->mu);
@@ -271,12 +305,38 @@ void rc_worker_flush(struct rc_server *s)
         atomic_store(&tw->in_any, true);
         spin_unlock(&tw->mu);
         q->head = q->tail = NULL;
-        /* The target clears the flag before it drains: a post appended
-         * after its drain began either finds the flag clear (and wakes it)
-         * or set by a sender whose wake-up is still to come. */
-        if (!atomic_exchange(&tw->wake_pending, true))
-            kick(s, ts);
+        /* Deliveries (and subscription counts) for a target woken less
+         * than a window ago wait for the window to end, so that under load
+         * a worker is woken once per window, not once per sender iteration,
+         * and its subscribers' sends batch like a single loop's. Anything a
+         * client waits for (a publish to stamp, a reply, a part) goes now.
+         * Causality does not depend on it: the posts are in the inbox
+         * already, and a worker drains it before it reads any input. */
+        if (q->urgent || !window || now - ws->last_kick_us[t] >= window)
+            kick_now(s, t, now);
+        else if (!ws->kick_due_us[t])
+            ws->kick_due_us[t] = ws->last_kick_us[t] + window;
+        q->urgent = false;
     }
+}
+
+int rc_worker_wait_ms(struct rc_server *s, int timeout_ms)
+{
+    uint64_t now = 0;
+
+    if (!s->ws)
+        return timeout_ms;
+    for (int t = 0; t < s->wk->n; t++) {
+        uint64_t due = s->ws->kick_due_us[t];
+        if (!due)
+            continue;
+        if (!now)
+            now = rc_now_us();
+        int ms = due <= now ? 0 : (int)((due - now + 999) / 1000);
+        if (timeout_ms < 0 || ms < timeout_ms)
+            timeout_ms = ms;
+    }
+    return timeout_ms;
 }
 
 /* The eventfd's watch callback (backends without kick). */

@@ -110,6 +110,9 @@ void rc_worker_each_owned(struct rc_server *s, bool shard,
 size_t rc_worker_numpat(struct rc_server *s);
 /* Before each poll: hands this worker's posts to their targets and wakes them. */
 void rc_worker_flush(struct rc_server *s);
+/* timeout_ms, lowered so that the loop is back when a deferred wake-up
+ * of another worker is due. */
+int rc_worker_wait_ms(struct rc_server *s, int timeout_ms);
 /* Handles every post in s's inbox (cheap when empty). */
 void rc_worker_drain(struct rc_server *s);
 /* True when s has no post in or out, no hole and no gather pending. */
