@@ -108,11 +108,15 @@ class Server:
 
     flags: ringcastd-style settings, e.g. ["--requirepass", "pw"]; both servers
     take the same `--name value` form. Output (stdout+stderr) goes to a file
-    readable with .log(). Use as a context manager or call stop()."""
+    readable with .log(). Use as a context manager or call stop().
+    ringcastd gets `--workers $RINGCAST_WORKERS` unless flags set --workers or
+    pass_workers is False (the server then picks its own default)."""
 
     def __init__(self, flags=(), config_file=None, port=None, kind=None, io=None,
-                 wait=True, env=None, pass_port=True, preexec=None, argv_prefix=None):
+                 wait=True, env=None, pass_port=True, preexec=None, argv_prefix=None,
+                 pass_workers=True):
         self.kind = kind or target()
+        self.pass_workers = pass_workers
         self.preexec = preexec          # run in the child before exec (e.g. set rlimits)
         self.argv_prefix = list(argv_prefix or [])  # e.g. ["ip", "netns", "exec", "ns"]
         self.flags = list(flags)
@@ -157,7 +161,7 @@ class Server:
             # The HTTP port is on by default (8380); tests that run in parallel
             # must not all try to take it, so it is off unless a test asks.
             argv += ["--http-port", "0"]
-        if "--workers" not in self.flags:
+        if self.pass_workers and "--workers" not in self.flags:
             argv += ["--workers", workers()]
         return argv + self.flags
 
