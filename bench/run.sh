@@ -11,10 +11,21 @@
 #
 # Usage: bench/run.sh [--quick] [--runs N] [--scenarios A,B,C,D,D1k,E,M,ceiling]
 #                     [--servers redis,nats,uring,epoll,naive,uring-tick] [--build DIR]
-#                     [--out FILE]
+#                     [--out FILE] [--workers N]
 #                     [--duration S] [--report]
 # Every run is bounded (timeout around each bench and each ceiling run); a full run (3 runs of
 # every scenario on every server) takes about 17 minutes on 2 cores.
+#
+# --workers N (default 1): every ringcastd of the run gets `--workers N` (loop threads), and the
+# number goes into the results file (the "meta" and "cmd" lines), where bench/report.py shows it.
+# It is passed even when it is 1, so that runs compare like with like: ringcastd's own default
+# (0, one worker per CPU of its affinity mask) would follow whatever taskset gives it. With 1
+# worker the placement is the one above (server on CPU 0, bench on CPU 1). With N > 1 a server
+# pinned to one CPU could not run its workers in parallel, so ringcastd gets CPUs 0..N-1 (all
+# of them when N exceeds the CPUs) and ringcast-bench, for every server of that run, all CPUs:
+# the workers and the load generator then share the cores, and the scheduler places them.
+# redis-server and nats-server stay on CPU 0 whatever N is (bench/workers.sh compares them
+# with several threads each).
 #
 # SPDX-License-Identifier: BSD-3-Clause
 set -euo pipefail
@@ -34,6 +45,7 @@ QUICK=0
 SCEN_SET=0
 REPORT=0
 CEIL_DURATION=2
+WORKERS=1
 
 usage() {
     sed -n '/^# Usage:/,/^# SPDX/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
@@ -48,12 +60,30 @@ while [ $# -gt 0 ]; do
     --build) BUILD=$2; shift ;;
     --out) OUT=$2; shift ;;
     --duration) DURATION=$2; shift ;;
+    --workers) WORKERS=$2; shift ;;
     --report) REPORT=1 ;;
     -h | --help) usage; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
     esac
     shift
 done
+case "$WORKERS" in
+'' | *[!0-9]*) echo "run.sh: --workers needs a number from 1 to 64" >&2; exit 2 ;;
+esac
+if [ "$WORKERS" -lt 1 ] || [ "$WORKERS" -gt 64 ]; then
+    echo "run.sh: --workers needs a number from 1 to 64" >&2
+    exit 2
+fi
+# CPU placement (see the top of this file): ringcastd on RC_CPUS, redis and nats on CPU 0,
+# ringcast-bench on BENCH_CPUS.
+NCPU=$(nproc)
+if [ "$WORKERS" = 1 ]; then
+    RC_CPUS=0
+    BENCH_CPUS=1
+else
+    RC_CPUS=0-$(((WORKERS < NCPU ? WORKERS : NCPU) - 1))
+    BENCH_CPUS=0-$((NCPU - 1))
+fi
 if [ "$QUICK" = 1 ]; then
     RUNS=1
     DURATION=2
@@ -119,9 +149,10 @@ loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 
 meta() {
     local what=$1
-    /usr/bin/python3 - "$what" "$OUT" "$ARGV" <<'EOF'
+    /usr/bin/python3 - "$what" "$OUT" "$ARGV" "$WORKERS" "$RC_CPUS" "$BENCH_CPUS" <<'EOF'
 import json, os, platform, subprocess, sys, time
 what, out, argv = sys.argv[1], sys.argv[2], sys.argv[3]
+workers, rc_cpus, bench_cpus = int(sys.argv[4]), sys.argv[5], sys.argv[6]
 def sh(cmd):
     try:
         return subprocess.run(cmd, shell=True, capture_output=True, text=True).stdout.strip()
@@ -132,15 +163,19 @@ rec = {"kind": "meta", "what": what, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"
        "cpu": sh("lscpu | sed -n 's/^Model name:[ \\t]*//p' | head -1"),
        "kernel": platform.release(), "loadavg": open("/proc/loadavg").read().split()[:3],
        "redis": sh("redis-server --version"), "nats": sh("nats-server --version"),
-       "mem_kb": int(open("/proc/meminfo").readline().split()[1]), "command": argv}
+       "mem_kb": int(open("/proc/meminfo").readline().split()[1]), "command": argv,
+       "workers": workers, "cpus": {"ringcastd": rc_cpus, "redis": "0", "nats": "0",
+                                    "bench": bench_cpus}}
 with open(out, "a") as f:
     f.write(json.dumps(rec) + "\n")
 EOF
 }
 
-# start_server NAME PORT: starts NAME pinned to CPU 0; sets SERVER_PID and SERVER_CMD.
+# start_server NAME PORT: starts NAME pinned (ringcastd to RC_CPUS, the others to CPU 0); sets
+# SERVER_PID, SERVER_CMD and SERVER_CPUS.
 start_server() {
     local name=$1 port=$2
+    SERVER_CPUS=0
     case "$name" in
     redis)
         SERVER_CMD=(redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no
@@ -154,20 +189,22 @@ start_server() {
         SERVER_CMD=(nats-server -a 127.0.0.1 -p "$port" -c "$TMP/nats.conf" -l "$TMP/server.log")
         ;;
     uring | epoll | naive)
-        SERVER_CMD=("$RCD" --port "$port" --http-port 0 --io "$name"
+        SERVER_CMD=("$RCD" --port "$port" --http-port 0 --io "$name" --workers "$WORKERS"
             --client-output-buffer-limit 'normal 0 0 0 pubsub 0 0 0'
             --maxclients "$MAXCLIENTS" --logfile "$TMP/server.log")
+        SERVER_CPUS=$RC_CPUS
         ;;
     uring-tick)
         # io_uring with subscribers' output held up to 500 us to batch sends.
         SERVER_CMD=("$RCD" --port "$port" --http-port 0 --io uring --tick-us 500
-            --client-output-buffer-limit 'normal 0 0 0 pubsub 0 0 0'
+            --workers "$WORKERS" --client-output-buffer-limit 'normal 0 0 0 pubsub 0 0 0'
             --maxclients "$MAXCLIENTS" --logfile "$TMP/server.log")
+        SERVER_CPUS=$RC_CPUS
         ;;
     *) echo "run.sh: unknown server $name" >&2; return 1 ;;
     esac
     : >"$TMP/server.log"
-    taskset -c 0 "${SERVER_CMD[@]}" >/dev/null 2>&1 &
+    taskset -c "$SERVER_CPUS" "${SERVER_CMD[@]}" >/dev/null 2>&1 &
     SERVER_PID=$!
     # Wait (at most 5 s) until the port accepts connections.
     if wait_ports "$port"; then
@@ -221,11 +258,15 @@ run_one() {
     local flag_words perf_words=()
     read -r -a flag_words <<<"$flags"
     [ -n "$PERF" ] && perf_words=("$PERF")
-    local cmd=(taskset -c 1 "$BENCH" "${proto[@]}" --port "$port" "${flag_words[@]}"
+    local cmd=(taskset -c "$BENCH_CPUS" "$BENCH" "${proto[@]}" --port "$port" "${flag_words[@]}"
         --server-pid "$SERVER_PID" "${perf_words[@]}" --label "$label")
-    printf '{"kind":"cmd","label":%s,"server_cmd":%s,"bench_cmd":%s,"loadavg_before":%s}\n' \
-        "$(json_str "$label")" "$(cmd_json taskset -c 0 "${SERVER_CMD[@]}")" \
-        "$(cmd_json "${cmd[@]}")" "$(json_str "$(loadavg)")" >>"$OUT"
+    local workers=null
+    case "$server" in uring | epoll | naive | uring-tick) workers=$WORKERS ;; esac
+    printf '{"kind":"cmd","label":%s,"server_cmd":%s,"bench_cmd":%s,"workers":%s,' \
+        "$(json_str "$label")" "$(cmd_json taskset -c "$SERVER_CPUS" "${SERVER_CMD[@]}")" \
+        "$(cmd_json "${cmd[@]}")" "$workers" >>"$OUT"
+    printf '"server_cpus":%s,"bench_cpus":%s,"loadavg_before":%s}\n' "$(json_str "$SERVER_CPUS")" \
+        "$(json_str "$BENCH_CPUS")" "$(json_str "$(loadavg)")" >>"$OUT"
     echo "== $label  (load $(loadavg))" | tee -a "$LOG"
     timeout 120 "${cmd[@]}" >"$TMP/bench.out" 2>&1 || rc=$?
     cat "$TMP/bench.out" >>"$LOG"
@@ -265,7 +306,7 @@ for l in sys.stdin:
 }
 
 echo "run.sh: results -> $OUT (log $LOG); runs=$RUNS duration=${DURATION}s perf=${PERF:-off}" \
-    "nofile=$NOFILE"
+    "nofile=$NOFILE workers=$WORKERS (ringcastd on CPU $RC_CPUS, bench on CPU $BENCH_CPUS)"
 meta start
 IFS=, read -r -a SCEN_LIST <<<"$SCENARIOS"
 IFS=, read -r -a SERVER_LIST <<<"$SERVERS"

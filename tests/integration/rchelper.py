@@ -614,6 +614,20 @@ def proc_line(proc, buf, timeout, who):
     return line.decode().strip(), rest
 
 
+def server_workers(port):
+    """How many workers the server on port runs (INFO server `workers`; 1 for redis-server).
+
+    With more than one, ringcastd keeps one order per channel, not one order
+    across channels (docs/design.md, "Workers"), and encodes a message once
+    per wire format on each worker with receivers: tests check those."""
+    c = Conn(port)
+    try:
+        text = c.cmd("INFO", "server")
+    finally:
+        c.close()
+    return int(info_sections(text).get("server", {}).get("workers", "1"))
+
+
 def info_sections(text):
     """Parses INFO text into {section: {field: value}} (section names lower-case)."""
     if isinstance(text, bytes):

@@ -28,6 +28,7 @@ static int setup(void **state)
     struct fixture *f = calloc(1, sizeof(*f));
     struct rc_config cfg;
     rc_config_init(&cfg);
+    cfg.workers = 1; /* one loop: the tests drive it */
     f->s = rc_server_new(&cfg);
     rc_config_free(&cfg);
     *state = f;

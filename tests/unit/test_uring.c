@@ -50,6 +50,7 @@ static struct rc_server *start_server(uint64_t obuf_hard, uint64_t so_sndbuf)
     struct rc_server *s;
 
     rc_config_init(&cfg);
+    cfg.workers = 1;
     cfg.port = 0;
     cfg.io = RC_IO_URING;
     cfg.http_port = 0;
@@ -181,6 +182,7 @@ static void test_fail_switch(void **state)
 
     (void)state;
     rc_config_init(&cfg);
+    cfg.workers = 1;
     s = rc_server_new(&cfg);
     rc_config_free(&cfg);
     setenv("RINGCAST_URING_FAIL", "1", 1);

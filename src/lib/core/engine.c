@@ -46,6 +46,8 @@ struct rc_engine *rc_engine_new(const struct rc_engine_cfg *cfg)
     e->mdcfg = cfg->md;
     e->interest = cfg->interest;
     e->interest_arg = cfg->interest_arg;
+    e->count = cfg->count;
+    e->count_arg = cfg->count_arg;
     for (int t = 0; t < RC_SUB__COUNT; t++)
         e->tab[t] = rc_dict_new();
     rc_slab_pool_init(&e->pool);
@@ -177,6 +179,8 @@ bool rc_engine_subscribe(struct rc_engine *e, struct rc_sink *k, enum rc_sub_kin
     rc_dict_add(k->subs[kind], name, len, sub);
     if (ch->n == 1 && e->interest)
         e->interest(e->interest_arg, kind, name, len, true);
+    if (e->count)
+        e->count(e->count_arg, kind, name, len, 1);
     return true;
 }
 
@@ -195,6 +199,8 @@ bool rc_engine_unsubscribe(struct rc_engine *e, struct rc_sink *k, enum rc_sub_k
     ch->subs[sub->idx] = ch->subs[--ch->n];
     ch->subs[sub->idx].sub->idx = sub->idx;
     free(sub);
+    if (e->count)
+        e->count(e->count_arg, kind, ch->name, ch->len, -1);
     if (ch->n == 0) {
         rc_dict_del(e->tab[kind], ch->name, ch->len);
         if (kind == RC_SUB_PATTERN) {
@@ -364,6 +370,12 @@ static void fan_out(struct rc_engine *e, struct rc_chan *ch, const struct rc_msg
 uint64_t rc_engine_publish(struct rc_engine *e, bool shard, const char *chan, size_t clen,
                            const char *payload, size_t len)
 {
+    return rc_engine_publish_ex(e, shard, chan, clen, payload, len, NULL, false);
+}
+
+uint64_t rc_engine_publish_ex(struct rc_engine *e, bool shard, const char *chan, size_t clen,
+                              const char *payload, size_t len, struct rc_stamp *st, bool relay)
+{
     struct rc_msgview m = {.kind = shard ? RC_MSG_SMESSAGE : RC_MSG_MESSAGE,
                            .chan = chan,
                            .clen = clen,
@@ -373,9 +385,10 @@ uint64_t rc_engine_publish(struct rc_engine *e, bool shard, const char *chan, si
     uint64_t receivers = 0;
     struct rc_chan *ch;
 
-    e->st.published++;
+    if (!relay)
+        e->st.published++;
     if (RC_UNLIKELY(e->mdcfg && e->mdcfg->nrules > 0) && !shard)
-        md = rc_mdata_begin(e, &mdp, chan, clen, payload, len);
+        md = rc_mdata_begin(e, &mdp, chan, clen, payload, len, st);
     ch = rc_dict_get(e->tab[shard ? RC_SUB_SHARD : RC_SUB_CHANNEL], chan, clen);
     if (ch && ch->n) {
         receivers += ch->n;

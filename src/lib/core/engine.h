@@ -91,6 +91,22 @@ struct rc_engine_cfg {
      * The server uses it to make interest follow its subscribers upstream. */
     void (*interest)(void *arg, enum rc_sub_kind kind, const char *name, size_t len, bool on);
     void *interest_arg;
+    /* Optional. Called after every subscription added (delta +1) or removed
+     * (-1), with the same rules as interest. Workers use it to keep each
+     * channel's owner told how many subscribers it has elsewhere. */
+    void (*count)(void *arg, enum rc_sub_kind kind, const char *name, size_t len, int delta);
+    void *count_arg;
+};
+
+/* A market-data stamp: the epoch and sequence number a sequenced channel
+ * gave a message. The engine that first publishes a message fills it in
+ * (set: a sequenced rule matched; mdata: any rule matched); a copy of the
+ * engine relaying it (another worker) adopts it, so every copy of the
+ * channel's state numbers the message alike. */
+struct rc_stamp {
+    uint64_t epoch, seq;
+    bool set;   /* epoch and seq are valid */
+    bool mdata; /* an mdata rule matched the channel */
 };
 
 struct rc_engine_stats {
@@ -144,6 +160,13 @@ void rc_engine_sink_set_fmt(struct rc_engine *e, struct rc_sink *k, uint8_t fmt)
  * matching patterns counts three times). Buffers are borrowed. */
 uint64_t rc_engine_publish(struct rc_engine *e, bool shard, const char *chan, size_t clen,
                            const char *payload, size_t len);
+
+/* rc_engine_publish with a stamp: st NULL, or st->set false, stamps the
+ * message here (and fills *st in when given); st->set true adopts st. relay:
+ * this engine delivers a message published elsewhere (another worker's),
+ * which its "published" counter leaves out. */
+uint64_t rc_engine_publish_ex(struct rc_engine *e, bool shard, const char *chan, size_t clen,
+                              const char *payload, size_t len, struct rc_stamp *st, bool relay);
 
 /* Subscribers of name (channel or shard channel; patterns: of that pattern). */
 size_t rc_engine_numsub(const struct rc_engine *e, enum rc_sub_kind kind, const char *name,

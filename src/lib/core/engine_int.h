@@ -37,6 +37,8 @@ struct rc_engine {
     const struct rc_mdata_cfg *mdcfg;
     void (*interest)(void *arg, enum rc_sub_kind kind, const char *name, size_t len, bool on);
     void *interest_arg;
+    void (*count)(void *arg, enum rc_sub_kind kind, const char *name, size_t len, int delta);
+    void *count_arg;
     struct rc_dict *tab[RC_SUB__COUNT]; /* name -> struct rc_chan */
     struct rc_chan **patlist;           /* every pattern, walked on each publish */
     uint32_t npat, patcap;
@@ -58,9 +60,11 @@ struct rc_mdata_pub {
 
 void rc_mdata_init(struct rc_engine *e);
 void rc_mdata_free(struct rc_engine *e);
-/* Returns p filled in, or NULL when no rule matches chan. Assigns the sequence. */
+/* Returns p filled in, or NULL when no rule matches chan. Assigns the
+ * sequence, or adopts st's when st->set; fills st in (st may be NULL). */
 struct rc_mdata_pub *rc_mdata_begin(struct rc_engine *e, struct rc_mdata_pub *p, const char *chan,
-                                    size_t clen, const char *payload, size_t len);
+                                    size_t clen, const char *payload, size_t len,
+                                    struct rc_stamp *st);
 /* Delivers p to k: f is the frame for a pattern delivery (pat set), NULL for
  * the channel's own message (its variant is picked here). Applies the
  * conflation/drop policy and the rate cap. */

@@ -373,12 +373,18 @@ static void push_stored(struct rc_engine *e, struct rc_sink *k, const struct rc_
 /* ---- Publish ---- */
 
 struct rc_mdata_pub *rc_mdata_begin(struct rc_engine *e, struct rc_mdata_pub *p, const char *chan,
-                                    size_t clen, const char *payload, size_t len)
+                                    size_t clen, const char *payload, size_t len,
+                                    struct rc_stamp *st)
 {
     struct rc_mchan *mc = chan_get(e, chan, clen, true);
 
     if (!mc)
         return NULL;
+    if (st && st->set && mc->r.seq) {
+        /* A copy of the owner's state: number the message as it did. */
+        mc->epoch = st->epoch;
+        mc->seq = st->seq - 1;
+    }
     lru_touch(e->md, mc);
     memset(p, 0, sizeof(*p));
     p->ch = mc;
@@ -388,6 +394,14 @@ struct rc_mdata_pub *rc_mdata_begin(struct rc_engine *e, struct rc_mdata_pub *p,
     p->len = len;
     if (mc->r.seq)
         mc->seq++;
+    if (st) {
+        st->mdata = true;
+        if (mc->r.seq && !st->set) {
+            st->epoch = mc->epoch;
+            st->seq = mc->seq;
+            st->set = true;
+        }
+    }
     if (mc->r.last || mc->r.rate || mc->r.ttl_ms)
         p->now_ms = rc_now_ms();
     return p;
@@ -830,15 +844,22 @@ void rc_mdata_cron(struct rc_engine *e, uint64_t now)
 
 /* ---- INFO ---- */
 
-void rc_mdata_info(struct rc_engine *e, struct rc_buf *b)
+void rc_mdata_info_get(struct rc_engine *e, struct rc_mdata_info *mi)
 {
-    const struct rc_mdata_stats *st = &e->md->st;
-    uint64_t pending = 0, slow_now = 0;
-
+    mi->st = e->md->st;
+    mi->pending = mi->slow_now = 0;
     for (const struct rc_msink *cs = e->md->sinks; cs; cs = cs->next) {
-        pending += cs->pending_bytes;
-        slow_now += cs->episode;
+        mi->pending += cs->pending_bytes;
+        mi->slow_now += cs->episode;
     }
+}
+
+void rc_mdata_info(const struct rc_mdata_cfg *cfg, const struct rc_mdata_info *mi,
+                   struct rc_buf *b)
+{
+    const struct rc_mdata_stats *st = &mi->st;
+    uint64_t pending = mi->pending, slow_now = mi->slow_now;
+
     rc_buf_appendf(b,
                    "mdata_rules:%d\r\n"
                    "mdata_channels:%llu\r\n"
@@ -858,9 +879,9 @@ void rc_mdata_info(struct rc_engine *e, struct rc_buf *b)
                    "mdata_notices:%llu\r\n"
                    "mdata_replayed:%llu\r\n"
                    "mdata_resyncs:%llu\r\n",
-                   e->mdcfg->nrules, (unsigned long long)st->channels,
+                   cfg->nrules, (unsigned long long)st->channels,
                    (unsigned long long)st->last_values, (unsigned long long)st->bytes,
-                   (unsigned long long)e->mdcfg->max_memory, (unsigned long long)st->evictions,
+                   (unsigned long long)cfg->max_memory, (unsigned long long)st->evictions,
                    (unsigned long long)st->expired, (unsigned long long)st->deleted,
                    (unsigned long long)st->snapshots, (unsigned long long)st->conflated,
                    (unsigned long long)st->dropped, (unsigned long long)st->rate_limited,

@@ -96,8 +96,7 @@ bool rc_mdata_sink_conflate(struct rc_engine *e, struct rc_sink *k);
 void rc_mdata_sink_drained(struct rc_engine *e, struct rc_sink *k);
 /* Appends " rc-conflated=.. rc-dropped=.. ..." for CLIENT LIST when rules exist. */
 void rc_mdata_client_fields(struct rc_engine *e, const struct rc_sink *k, struct rc_buf *b);
-/* INFO "mdata" section body. */
-void rc_mdata_info(struct rc_engine *e, struct rc_buf *b);
+
 
 /* Totals (also for tests). */
 struct rc_mdata_stats {
@@ -117,6 +116,16 @@ struct rc_mdata_stats {
     uint64_t resyncs;      /* RC.RESUME answered "resync" */
 };
 const struct rc_mdata_stats *rc_mdata_stats(const struct rc_engine *e);
+/* What INFO's "mdata" section shows, of one engine (or several, summed). */
+struct rc_mdata_info {
+    struct rc_mdata_stats st;
+    uint64_t pending;  /* bytes slow clients have waiting in their side tables */
+    uint64_t slow_now; /* clients in a conflation/drop episode now */
+};
+void rc_mdata_info_get(struct rc_engine *e, struct rc_mdata_info *mi);
+/* INFO "mdata" section body. */
+void rc_mdata_info(const struct rc_mdata_cfg *cfg, const struct rc_mdata_info *mi,
+                   struct rc_buf *b);
 
 /* Helpers exposed for the unit tests. */
 /* Builds the side-table key of a delivery into b (reset first). */

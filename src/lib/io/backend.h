@@ -46,6 +46,13 @@ struct rc_backend_ops {
     int (*watch)(struct rc_io *io, int fd, rc_watch_fn cb, void *arg);
     /* Stops watching fd; call before closing it. */
     void (*unwatch)(struct rc_io *io, int fd);
+    /* Takes fd, a connection another loop accepted, as if it had accepted it. */
+    void (*adopt)(struct rc_io *io, int fd);
+    /* Optional: wakes target's loop (another instance of this backend, on
+     * another thread) with no system call of its own -- the wake-up rides
+     * io's next submission (uring: an IORING_OP_MSG_RING). NULL: the host
+     * wakes loops through an eventfd each one watches. */
+    void (*kick)(struct rc_io *io, struct rc_io *target);
 };
 
 extern const struct rc_backend_ops rc_backend_epoll;

@@ -218,6 +218,13 @@ static void flush(struct rc_io *io, struct rc_io_conn *c)
     }
 }
 
+static void ep_adopt(struct rc_io *io, int fd)
+{
+    struct rc_io_conn *c = io->host->accepted(io, fd);
+    if (ctl(io, EPOLL_CTL_ADD, fd, EPOLLIN, (uint64_t)(uintptr_t)c) < 0)
+        teardown(io, c, "epoll_ctl failed");
+}
+
 static void do_accept(struct rc_io *io, int lfd)
 {
     struct ep_state *st = io->be_state;
@@ -238,9 +245,9 @@ static void do_accept(struct rc_io *io, int lfd)
             }
             return;
         }
-        struct rc_io_conn *c = io->host->accepted(io, fd);
-        if (ctl(io, EPOLL_CTL_ADD, fd, EPOLLIN, (uint64_t)(uintptr_t)c) < 0)
-            teardown(io, c, "epoll_ctl failed");
+        if (io->host->hand_off && io->host->hand_off(io, fd))
+            continue;
+        ep_adopt(io, fd);
     }
 }
 
@@ -398,6 +405,7 @@ const struct rc_backend_ops rc_backend_epoll = {
     .destroy = ep_destroy,
     .watch = ep_watch,
     .unwatch = ep_unwatch,
+    .adopt = ep_adopt,
 };
 
 const struct rc_backend_ops rc_backend_naive = {
@@ -409,4 +417,5 @@ const struct rc_backend_ops rc_backend_naive = {
     .destroy = ep_destroy,
     .watch = ep_watch,
     .unwatch = ep_unwatch,
+    .adopt = ep_adopt,
 };

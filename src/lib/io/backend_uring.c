@@ -66,7 +66,7 @@
 #define SLOT_NONE       UINT32_MAX
 
 /* What a CQE belongs to; the low byte of user_data. */
-enum uop { UOP_NOP = 1, UOP_ACCEPT, UOP_RECV, UOP_SEND, UOP_CLOSE, UOP_CANCEL, UOP_WATCH };
+enum uop { UOP_NOP = 1, UOP_ACCEPT, UOP_RECV, UOP_SEND, UOP_CLOSE, UOP_CANCEL, UOP_WATCH, UOP_WAKE };
 
 /* user_data = slot (or listener index) << 32 | generation (24 bits) << 8 | op. */
 #define GEN_MASK 0xffffffu
@@ -310,13 +310,17 @@ static void teardown(struct rc_io *io, struct uring_state *u, uint32_t i, const 
 
 /* ---- Completions ---- */
 
-static void accept_fd(struct rc_io *io, struct uring_state *u, int fd)
+/* offer: let the host hand it to another loop first (not for one it adopts). */
+static void accept_fd(struct rc_io *io, struct uring_state *u, int fd, bool offer)
 {
-    uint32_t i = slot_alloc(u);
+    uint32_t i;
     struct uslot *sl;
     struct rc_io_conn *c;
     int ret;
 
+    if (offer && io->host->hand_off && io->host->hand_off(io, fd))
+        return;
+    i = slot_alloc(u);
     if (i == SLOT_NONE) {
         rc_log(io->log, RC_LOG_WARNING,
                "io_uring: all %u connection slots in use, dropping a new connection", u->nslots);
@@ -359,7 +363,7 @@ static void on_accept(struct rc_io *io, struct uring_state *u, uint32_t li, int 
         if (l->closed)
             count_close(io, res); /* raced with unlisten */
         else
-            accept_fd(io, u, res);
+            accept_fd(io, u, res, true);
         return;
     }
     if (l->closed || res == -ECANCELED)
@@ -938,6 +942,26 @@ static void uring_unwatch(struct rc_io *io, int fd)
     }
 }
 
+static void uring_adopt(struct rc_io *io, int fd)
+{
+    accept_fd(io, io->be_state, fd, false);
+}
+
+/* A wake-up for another worker's ring: an IORING_OP_MSG_RING posts a CQE
+ * (UOP_WAKE, ignored by dispatch) to target's ring, which ends its wait. It
+ * goes out with this ring's next enter, among the sends; no CQE comes back
+ * here on success. */
+static void uring_kick(struct rc_io *io, struct rc_io *target)
+{
+    struct uring_state *u = io->be_state, *t = target->be_state;
+    struct io_uring_sqe *sqe = get_sqe(io, u);
+
+    io_uring_prep_msg_ring(sqe, t->ring.ring_fd, 0, pack(0, 0, UOP_WAKE), 0);
+    sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+    io_uring_sqe_set_data64(sqe, pack(0, 0, UOP_NOP));
+    io->stats.kicks++;
+}
+
 const struct rc_backend_ops rc_backend_uring = {
     .name = "uring",
     .init = uring_init,
@@ -947,4 +971,6 @@ const struct rc_backend_ops rc_backend_uring = {
     .destroy = uring_destroy,
     .watch = uring_watch,
     .unwatch = uring_unwatch,
+    .adopt = uring_adopt,
+    .kick = uring_kick,
 };

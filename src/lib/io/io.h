@@ -40,6 +40,7 @@ struct rc_io_conn {
     uint32_t slot;  /* backend's slot table index */
     uint32_t gen;   /* bumped when the slot is reused */
     bool send_busy; /* a send is in flight (uring) or blocked on EPOLLOUT (epoll) */
+    bool held;      /* the host holds output for it elsewhere, still to come (worker.h) */
     struct rc_queue out;
     struct rc_io_conn *prev, *next;   /* every live connection, in creation order */
     struct rc_io_conn *dprev, *dnext; /* dirty list */
@@ -51,7 +52,7 @@ struct rc_io_conn {
 static inline bool rc_io_should_close(const struct rc_io_conn *c)
 {
     return (c->flags & RC_IO_CLOSE_ASAP) ||
-           ((c->flags & RC_IO_CLOSE_AFTER_REPLY) && rc_queue_empty(&c->out));
+           ((c->flags & RC_IO_CLOSE_AFTER_REPLY) && rc_queue_empty(&c->out) && !c->held);
 }
 
 /* System calls, by kind (INFO fanout). */
@@ -84,6 +85,7 @@ struct rc_io_stats {
     uint64_t held_us;     /* total time that output was held, over those sends */
     uint64_t held_max_us; /* the longest one */
     uint64_t late_max_us; /* the most the loop came back after the time it planned to */
+    uint64_t kicks;       /* wake-ups sent to other loops (workers) */
 };
 
 static inline uint64_t rc_io_syscalls(const struct rc_io_stats *st)
@@ -101,6 +103,9 @@ struct rc_io_host_ops {
     /* A new connection on fd (non-blocking): the host allocates it, links it
      * (rc_io_link) and returns it; it may already be CLOSE_AFTER_REPLY. */
     struct rc_io_conn *(*accepted)(struct rc_io *io, int fd);
+    /* Optional: offered every accepted fd first; true when the host took it
+     * (to hand to another loop, which adopts it), and the backend forgets it. */
+    bool (*hand_off)(struct rc_io *io, int fd);
     /* Bytes received on c. */
     void (*input)(struct rc_io *io, struct rc_io_conn *c, const char *buf, size_t n);
     /* The kernel accepted n bytes of c's queue (the backend has not consumed them). */

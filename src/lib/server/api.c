@@ -76,8 +76,10 @@ ringcast_config *ringcast_config_new(void)
 {
     ringcast_config *cfg = rc_xcalloc(1, sizeof(*cfg));
     rc_config_init(&cfg->c);
-    /* A host program opens an HTTP port only when it asks for one. */
+    /* A host program opens an HTTP port only when it asks for one, and
+     * runs one loop thread (its own) unless it sets workers. */
     cfg->c.http_port = 0;
+    cfg->c.workers = 1;
     return cfg;
 }
 
@@ -168,7 +170,7 @@ static bool drain_inbox(void *arg)
     pthread_mutex_unlock(&srv->mu);
     while (m) {
         struct inbox_msg *next = m->next;
-        rc_engine_publish(s->eng, false, m->data, m->clen, m->data + m->clen, m->len);
+        rc_route_publish(s, NULL, false, m->data, m->clen, m->data + m->clen, m->len);
         rc_upstream_forward(s, m->data, m->clen, m->data + m->clen, m->len);
         free(m);
         m = next;

@@ -61,6 +61,8 @@ void rc_cmd_rc_del(struct rc_server *s, struct rc_conn *c, const struct rc_req *
 
     for (int i = 1; i < r->argc; i++)
         n += rc_mdata_del(s->eng, r->argv[i], r->argvlen[i]);
+    /* Every worker keeps a copy of the state (worker.c): all drop it. */
+    rc_workers_mdata_del(s, r->argc - 1, r->argv + 1, r->argvlen + 1);
     rc_resp_int(&s->rbuf, n);
 }
 

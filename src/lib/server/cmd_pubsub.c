@@ -148,7 +148,7 @@ void rc_cmd_sunsubscribe(struct rc_server *s, struct rc_conn *c, const struct rc
 
 void rc_cmd_publish(struct rc_server *s, struct rc_conn *c, const struct rc_req *r)
 {
-    uint64_t n;
+    int64_t n;
 
     if (!rc_pubsub_name_ok(s, r->argv[1], r->argvlen[1]))
         return;
@@ -158,19 +158,21 @@ void rc_cmd_publish(struct rc_server *s, struct rc_conn *c, const struct rc_req 
         if (why)
             return rc_resp_error(&s->rbuf, why);
     }
-    /* The reply counts local receivers only (docs/cluster.md). */
-    n = rc_engine_publish(s->eng, false, r->argv[1], r->argvlen[1], r->argv[2], r->argvlen[2]);
+    /* The reply counts this server's receivers only (docs/cluster.md);
+     * with workers it may come later, from the channel's owner. */
+    n = rc_route_publish(s, c, false, r->argv[1], r->argvlen[1], r->argv[2], r->argvlen[2]);
     rc_upstream_forward(s, r->argv[1], r->argvlen[1], r->argv[2], r->argvlen[2]);
-    rc_resp_int(&s->rbuf, (int64_t)n);
+    if (n >= 0)
+        rc_resp_int(&s->rbuf, n);
 }
 
 void rc_cmd_spublish(struct rc_server *s, struct rc_conn *c, const struct rc_req *r)
 {
     if (!rc_pubsub_name_ok(s, r->argv[1], r->argvlen[1]))
         return;
-    uint64_t n =
-        rc_engine_publish(s->eng, true, r->argv[1], r->argvlen[1], r->argv[2], r->argvlen[2]);
-    rc_resp_int(&s->rbuf, (int64_t)n);
+    int64_t n = rc_route_publish(s, c, true, r->argv[1], r->argvlen[1], r->argv[2], r->argvlen[2]);
+    if (n >= 0)
+        rc_resp_int(&s->rbuf, n);
 }
 
 /* ---- PUBSUB ---- */
@@ -178,7 +180,7 @@ void rc_cmd_spublish(struct rc_server *s, struct rc_conn *c, const struct rc_req
 struct list_ctx {
     const char *pat;
     size_t plen;
-    size_t n;
+    uint64_t n;
     struct rc_buf items;
 };
 
@@ -191,24 +193,76 @@ static void list_one(void *arg, const char *name, size_t len)
     l->n++;
 }
 
-static void list_channels(struct rc_server *s, enum rc_sub_kind t, const struct rc_req *r)
+/* One worker's channels (those it owns: each channel is listed once):
+ * a count, then the names as RESP bulk strings. */
+static void channels_part(struct rc_server *w, const struct rc_gather *g, struct rc_buf *out)
 {
-    struct list_ctx l = {
-        r->argc == 3 ? r->argv[2] : NULL, r->argc == 3 ? r->argvlen[2] : 0, 0, {0}};
+    bool shard = g->arg;
+    struct list_ctx l = {g->argc == 3 ? g->argv[2] : NULL, g->argc == 3 ? g->argvlen[2] : 0, 0,
+                         {0}};
 
-    rc_engine_each(s->eng, t, list_one, &l);
-    rc_resp_array(&s->rbuf, (int64_t)l.n);
-    rc_buf_append(&s->rbuf, l.items.p, l.items.len);
+    if (w->wk)
+        rc_worker_each_owned(w, shard, list_one, &l);
+    else
+        rc_engine_each(w->eng, shard ? RC_SUB_SHARD : RC_SUB_CHANNEL, list_one, &l);
+    rc_buf_append(out, &l.n, sizeof(l.n));
+    rc_buf_append(out, l.items.p ? l.items.p : "", l.items.len);
     rc_buf_free(&l.items);
 }
 
-static void numsub(struct rc_server *s, enum rc_sub_kind t, const struct rc_req *r)
+static void channels_combine(struct rc_server *s, struct rc_conn *c, struct rc_gather *g)
 {
-    rc_resp_array(&s->rbuf, 2 * (int64_t)(r->argc - 2));
-    for (int i = 2; i < r->argc; i++) {
-        rc_resp_bulk(&s->rbuf, r->argv[i], r->argvlen[i]);
-        rc_resp_int(&s->rbuf, (int64_t)rc_engine_numsub(s->eng, t, r->argv[i], r->argvlen[i]));
+    uint64_t n = 0, k;
+
+    for (int i = 0; i < g->n; i++)
+        if (g->parts[i].len >= sizeof(k)) {
+            memcpy(&k, g->parts[i].p, sizeof(k));
+            n += k;
+        }
+    rc_resp_array(&s->rbuf, (int64_t)n);
+    for (int i = 0; i < g->n; i++)
+        if (g->parts[i].len > sizeof(k))
+            rc_buf_append(&s->rbuf, g->parts[i].p + sizeof(k), g->parts[i].len - sizeof(k));
+}
+
+/* One worker's subscriber counts of the channels asked for. */
+static void numsub_part(struct rc_server *w, const struct rc_gather *g, struct rc_buf *out)
+{
+    enum rc_sub_kind t = g->arg ? RC_SUB_SHARD : RC_SUB_CHANNEL;
+
+    for (int i = 2; i < g->argc; i++) {
+        uint64_t n = rc_engine_numsub(w->eng, t, g->argv[i], g->argvlen[i]);
+        rc_buf_append(out, &n, sizeof(n));
     }
+}
+
+static void numsub_combine(struct rc_server *s, struct rc_conn *c, struct rc_gather *g)
+{
+    rc_resp_array(&s->rbuf, 2 * (int64_t)(g->argc - 2));
+    for (int i = 2; i < g->argc; i++) {
+        uint64_t n = 0, k;
+        for (int w = 0; w < g->n; w++)
+            if (g->parts[w].len >= (size_t)(i - 1) * sizeof(k)) {
+                memcpy(&k, g->parts[w].p + (size_t)(i - 2) * sizeof(k), sizeof(k));
+                n += k;
+            }
+        rc_resp_bulk(&s->rbuf, g->argv[i], g->argvlen[i]);
+        rc_resp_int(&s->rbuf, (int64_t)n);
+    }
+}
+
+static void list_channels(struct rc_server *s, struct rc_conn *c, enum rc_sub_kind t,
+                          const struct rc_req *r)
+{
+    rc_gather(s, c, r->argc, r->argv, r->argvlen, t == RC_SUB_SHARD, channels_part,
+              channels_combine);
+}
+
+static void numsub(struct rc_server *s, struct rc_conn *c, enum rc_sub_kind t,
+                   const struct rc_req *r)
+{
+    rc_gather(s, c, r->argc, r->argv, r->argvlen, t == RC_SUB_SHARD, numsub_part,
+              numsub_combine);
 }
 
 static const char *const pubsub_help[] = {
@@ -249,19 +303,19 @@ void rc_cmd_pubsub(struct rc_server *s, struct rc_conn *c, const struct rc_req *
     } else if (rc_strcaseeq(sub, sl, "channels")) {
         if (r->argc > 3)
             return syntax_error(s, sub, sl);
-        list_channels(s, RC_SUB_CHANNEL, r);
+        list_channels(s, c, RC_SUB_CHANNEL, r);
     } else if (rc_strcaseeq(sub, sl, "shardchannels")) {
         if (r->argc > 3)
             return syntax_error(s, sub, sl);
-        list_channels(s, RC_SUB_SHARD, r);
+        list_channels(s, c, RC_SUB_SHARD, r);
     } else if (rc_strcaseeq(sub, sl, "numsub")) {
-        numsub(s, RC_SUB_CHANNEL, r);
+        numsub(s, c, RC_SUB_CHANNEL, r);
     } else if (rc_strcaseeq(sub, sl, "shardnumsub")) {
-        numsub(s, RC_SUB_SHARD, r);
+        numsub(s, c, RC_SUB_SHARD, r);
     } else if (rc_strcaseeq(sub, sl, "numpat")) {
         if (r->argc != 2)
             return rc_reply_arity(s, "pubsub|numpat");
-        rc_resp_int(&s->rbuf, (int64_t)rc_engine_numpat(s->eng));
+        rc_resp_int(&s->rbuf, (int64_t)rc_worker_numpat(s));
     } else {
         if (rc_strcaseeq(sub, sl, "help"))
             return rc_reply_arity(s, "pubsub|help");

@@ -339,7 +339,9 @@ void rc_cmd_shutdown(struct rc_server *s, struct rc_conn *c, const struct rc_req
            (unsigned long long)c->io.id, c->addr, now ? ", NOW: no drain" : "");
     s->stop_now = now;
     s->stop_by_user = true;
-    rc_server_request_stop(s);
+    if (s->wk)
+        atomic_store(&s->wk->by_user, true);
+    rc_workers_request_stop(s, now);
 }
 
 /* Constant-time comparison so the reply time does not leak the password. */
@@ -514,6 +516,8 @@ void rc_client_info_line(struct rc_server *s, struct rc_conn *c, struct rc_buf *
                    sizeof(*c) + c->qbuf.cap + (size_t)c->io.out.cap * sizeof(struct rc_ref),
                    rc_queue_empty(&c->io.out) ? "" : "w", c->last_cmd, c->proto);
     rc_mdata_client_fields(s->eng, &c->sink, b);
+    if (s->wk)
+        rc_buf_appendf(b, " rc-worker=%d", s->widx);
     rc_buf_appendc(b, '\n');
 }
 
@@ -568,97 +572,224 @@ static bool valid_name(const char *p, size_t n)
     return true;
 }
 
-/* CLIENT KILL, as Redis 7.0: the old form (one address, +OK or an error)
- * and the filter form (ID, ADDR, LADDR, TYPE, USER, SKIPME; replies how many).
- * The caller, when it is a victim, is closed after this reply. */
-static void client_kill(struct rc_server *s, struct rc_conn *c, const struct rc_req *r)
-{
-    const char *addr = NULL, *laddr = NULL;
-    size_t al = 0, ll = 0;
-    int64_t id = 0, type = -1; /* -1 any, 0 normal, 1 pubsub, 2 replication (none here) */
-    bool skipme = true, old = r->argc == 3, self = false;
-    int64_t killed = 0;
+/* CLIENT KILL's filter. */
+struct kill_filter {
+    const char *addr, *laddr;
+    size_t al, ll;
+    int64_t id, type; /* type: -1 any, 0 normal, 1 pubsub, 2 replication (none here) */
+    bool skipme, old;
+};
 
-    if (old) {
-        addr = r->argv[2];
-        al = r->argvlen[2];
-        skipme = false;
-    } else {
-        for (int i = 2; i < r->argc; i += 2) {
-            const char *o = r->argv[i], *v;
-            size_t ol = r->argvlen[i], vl;
-            if (i + 1 >= r->argc) {
-                rc_resp_error(&s->rbuf, "ERR syntax error");
-                return;
+/* Parses CLIENT KILL's arguments (argv[0] is "client"); false with the
+ * error in s->rbuf when they are wrong. */
+static bool kill_parse(struct rc_server *s, int argc, const char *const *argv, const size_t *argvlen,
+                       struct kill_filter *f)
+{
+    memset(f, 0, sizeof(*f));
+    f->type = -1;
+    f->skipme = true;
+    f->old = argc == 3;
+    if (f->old) {
+        f->addr = argv[2];
+        f->al = argvlen[2];
+        f->skipme = false;
+        return true;
+    }
+    for (int i = 2; i < argc; i += 2) {
+        const char *o = argv[i], *v;
+        size_t ol = argvlen[i], vl;
+        if (i + 1 >= argc) {
+            rc_resp_error(&s->rbuf, "ERR syntax error");
+            return false;
+        }
+        v = argv[i + 1];
+        vl = argvlen[i + 1];
+        if (rc_strcaseeq(o, ol, "id")) {
+            if (!rc_parse_i64(v, vl, &f->id) || f->id < 1) {
+                rc_resp_error(&s->rbuf, "ERR client-id should be greater than 0");
+                return false;
             }
-            v = r->argv[i + 1];
-            vl = r->argvlen[i + 1];
-            if (rc_strcaseeq(o, ol, "id")) {
-                if (!rc_parse_i64(v, vl, &id) || id < 1) {
-                    rc_resp_error(&s->rbuf, "ERR client-id should be greater than 0");
-                    return;
-                }
-            } else if (rc_strcaseeq(o, ol, "type")) {
-                if (rc_strcaseeq(v, vl, "normal"))
-                    type = 0;
-                else if (rc_strcaseeq(v, vl, "pubsub"))
-                    type = 1;
-                else if (rc_strcaseeq(v, vl, "master") || rc_strcaseeq(v, vl, "replica") ||
-                         rc_strcaseeq(v, vl, "slave"))
-                    type = 2;
-                else {
-                    rc_resp_errorf(&s->rbuf, "ERR Unknown client type '%.*s'", (int)RC_MIN(vl, 128),
-                                   v);
-                    return;
-                }
-            } else if (rc_strcaseeq(o, ol, "addr")) {
-                addr = v;
-                al = vl;
-            } else if (rc_strcaseeq(o, ol, "laddr")) {
-                laddr = v;
-                ll = vl;
-            } else if (rc_strcaseeq(o, ol, "user")) {
-                if (!rc_strcaseeq(v, vl, "default")) { /* no ACL users but default */
-                    rc_resp_errorf(&s->rbuf, "ERR No such user '%.*s'", (int)RC_MIN(vl, 128), v);
-                    return;
-                }
-            } else if (rc_strcaseeq(o, ol, "skipme")) {
-                if (rc_strcaseeq(v, vl, "yes"))
-                    skipme = true;
-                else if (rc_strcaseeq(v, vl, "no"))
-                    skipme = false;
-                else {
-                    rc_resp_error(&s->rbuf, "ERR syntax error");
-                    return;
-                }
-            } else {
-                rc_resp_error(&s->rbuf, "ERR syntax error");
-                return;
+        } else if (rc_strcaseeq(o, ol, "type")) {
+            if (rc_strcaseeq(v, vl, "normal"))
+                f->type = 0;
+            else if (rc_strcaseeq(v, vl, "pubsub"))
+                f->type = 1;
+            else if (rc_strcaseeq(v, vl, "master") || rc_strcaseeq(v, vl, "replica") ||
+                     rc_strcaseeq(v, vl, "slave"))
+                f->type = 2;
+            else {
+                rc_resp_errorf(&s->rbuf, "ERR Unknown client type '%.*s'", (int)RC_MIN(vl, 128),
+                               v);
+                return false;
             }
+        } else if (rc_strcaseeq(o, ol, "addr")) {
+            f->addr = v;
+            f->al = vl;
+        } else if (rc_strcaseeq(o, ol, "laddr")) {
+            f->laddr = v;
+            f->ll = vl;
+        } else if (rc_strcaseeq(o, ol, "user")) {
+            if (!rc_strcaseeq(v, vl, "default")) { /* no ACL users but default */
+                rc_resp_errorf(&s->rbuf, "ERR No such user '%.*s'", (int)RC_MIN(vl, 128), v);
+                return false;
+            }
+        } else if (rc_strcaseeq(o, ol, "skipme")) {
+            if (rc_strcaseeq(v, vl, "yes"))
+                f->skipme = true;
+            else if (rc_strcaseeq(v, vl, "no"))
+                f->skipme = false;
+            else {
+                rc_resp_error(&s->rbuf, "ERR syntax error");
+                return false;
+            }
+        } else {
+            rc_resp_error(&s->rbuf, "ERR syntax error");
+            return false;
         }
     }
-    RC_FOR_EACH_CONN(s, x)
+    return true;
+}
+
+/* One worker's share of CLIENT KILL: closes its matching clients; the part
+ * is how many (the asking client, g->arg, is closed after the reply). */
+static void kill_part(struct rc_server *w, const struct rc_gather *g, struct rc_buf *out)
+{
+    struct kill_filter f;
+    uint64_t killed = 0;
+
+    if (!kill_parse(w, g->argc, (const char *const *)g->argv, g->argvlen, &f)) {
+        w->rbuf.len = 0; /* checked by the asking worker already */
+        return;
+    }
+    RC_FOR_EACH_CONN(w, x)
     {
-        if ((id && x->io.id != (uint64_t)id) ||
-            (addr && (strlen(x->addr) != al || memcmp(x->addr, addr, al) != 0)) ||
-            (laddr && (strlen(x->laddr) != ll || memcmp(x->laddr, laddr, ll) != 0)) ||
-            (type >= 0 && type != (rc_conn_subscribed(x) ? 1 : 0)) || (x == c && skipme) ||
+        bool self = x->io.id == g->arg;
+        if ((f.id && x->io.id != (uint64_t)f.id) ||
+            (f.addr && (strlen(x->addr) != f.al || memcmp(x->addr, f.addr, f.al) != 0)) ||
+            (f.laddr && (strlen(x->laddr) != f.ll || memcmp(x->laddr, f.laddr, f.ll) != 0)) ||
+            (f.type >= 0 && f.type != (rc_conn_subscribed(x) ? 1 : 0)) || (self && f.skipme) ||
             (x->io.flags & RC_IO_CLOSE_ASAP))
             continue;
         killed++;
-        if (x == c)
-            self = true;
+        if (self)
+            x->io.flags |= RC_IO_CLOSE_AFTER_REPLY; /* once it has its reply */
         else
-            rc_conn_close_asap(s, x, "CLIENT KILL");
+            rc_conn_close_asap(w, x, "CLIENT KILL");
     }
-    if (old && !killed)
+    rc_buf_append(out, &killed, sizeof(killed));
+}
+
+static uint64_t sum_parts(const struct rc_gather *g)
+{
+    uint64_t n = 0, v;
+
+    for (int i = 0; i < g->n; i++)
+        if (g->parts[i].len == sizeof(v)) {
+            memcpy(&v, g->parts[i].p, sizeof(v));
+            n += v;
+        }
+    return n;
+}
+
+static void kill_combine(struct rc_server *s, struct rc_conn *c, struct rc_gather *g)
+{
+    uint64_t killed = sum_parts(g);
+
+    if (g->argc == 3 && !killed)
         rc_resp_error(&s->rbuf, "ERR No such client");
-    else if (old)
+    else if (g->argc == 3)
         rc_resp_simple(&s->rbuf, "OK");
     else
-        rc_resp_int(&s->rbuf, killed);
-    if (self)
-        c->io.flags |= RC_IO_CLOSE_AFTER_REPLY;
+        rc_resp_int(&s->rbuf, (int64_t)killed);
+}
+
+/* CLIENT KILL, as Redis 7.0: the old form (one address, +OK or an error)
+ * and the filter form (ID, ADDR, LADDR, TYPE, USER, SKIPME; replies how
+ * many), on every worker. The caller, when it is a victim, is closed after
+ * this reply. */
+static void client_kill(struct rc_server *s, struct rc_conn *c, const struct rc_req *r)
+{
+    struct kill_filter f;
+
+    if (!kill_parse(s, r->argc, r->argv, r->argvlen, &f))
+        return;
+    rc_gather(s, c, r->argc, r->argv, r->argvlen, c->io.id, kill_part, kill_combine);
+}
+
+/* CLIENT LIST's filter: TYPE, or the IDs asked for. */
+static void list_part(struct rc_server *w, const struct rc_gather *g, struct rc_buf *out)
+{
+    bool typed = g->argc == 4 && rc_strcaseeq(g->argv[2], g->argvlen[2], "type");
+    bool only_pubsub = typed && rc_strcaseeq(g->argv[3], g->argvlen[3], "pubsub");
+    bool ids = g->argc > 3 && rc_strcaseeq(g->argv[2], g->argvlen[2], "id");
+
+    RC_FOR_EACH_CONN(w, x)
+    {
+        if (typed && rc_conn_subscribed(x) != only_pubsub)
+            continue;
+        if (ids) {
+            bool want = false;
+            for (int k = 3; k < g->argc && !want; k++) {
+                int64_t id = 0;
+                want = rc_parse_i64(g->argv[k], g->argvlen[k], &id) && (uint64_t)id == x->io.id;
+            }
+            if (!want)
+                continue;
+        }
+        rc_client_info_line(w, x, out);
+    }
+}
+
+static uint64_t line_id(const char *line)
+{
+    return strtoull(line + 3, NULL, 10); /* "id=<n> ..." */
+}
+
+static int by_id(const void *a, const void *b)
+{
+    uint64_t x = line_id(*(const char *const *)a), y = line_id(*(const char *const *)b);
+    return x < y ? -1 : x > y;
+}
+
+/* Every worker's lines, by id (or in the order of the IDs asked for, like Redis). */
+static void list_combine(struct rc_server *s, struct rc_conn *c, struct rc_gather *g)
+{
+    bool ids = g->argc > 3 && rc_strcaseeq(g->argv[2], g->argvlen[2], "id");
+    struct rc_buf all = {0}, b = {0};
+    char **lines = NULL;
+    size_t n = 0, cap = 0;
+
+    for (int i = 0; i < g->n; i++)
+        rc_buf_append(&all, g->parts[i].p ? g->parts[i].p : "", g->parts[i].len);
+    rc_buf_appendc(&all, '\0');
+    for (char *p = all.p, *nl; p && *p; p = nl + 1) {
+        nl = strchr(p, '\n');
+        if (!nl)
+            break;
+        *nl = '\0';
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            lines = rc_xrealloc(lines, cap * sizeof(*lines));
+        }
+        lines[n++] = p;
+    }
+    if (!ids) {
+        qsort(lines, n, sizeof(*lines), by_id);
+        for (size_t i = 0; i < n; i++)
+            rc_buf_appendf(&b, "%s\n", lines[i]);
+    } else {
+        for (int k = 3; k < g->argc; k++) {
+            int64_t id = 0;
+            rc_parse_i64(g->argv[k], g->argvlen[k], &id);
+            for (size_t i = 0; i < n; i++)
+                if (line_id(lines[i]) == (uint64_t)id)
+                    rc_buf_appendf(&b, "%s\n", lines[i]);
+        }
+    }
+    rc_resp_verbatim(&s->rbuf, c->proto, b.p ? b.p : "", b.len);
+    free(lines);
+    rc_buf_free(&all);
+    rc_buf_free(&b);
 }
 
 void rc_cmd_client(struct rc_server *s, struct rc_conn *c, const struct rc_req *r)
@@ -714,14 +845,12 @@ void rc_cmd_client(struct rc_server *s, struct rc_conn *c, const struct rc_req *
         rc_resp_verbatim(&s->rbuf, c->proto, b.p, b.len);
         rc_buf_free(&b);
     } else if (rc_strcaseeq(sub, sl, "list")) {
-        bool only_pubsub = false;
         const char *const *ids = NULL;
         const size_t *idlens = NULL;
         int nids = 0;
         if (r->argc == 4 && rc_strcaseeq(r->argv[2], r->argvlen[2], "type")) {
-            if (rc_strcaseeq(r->argv[3], r->argvlen[3], "pubsub"))
-                only_pubsub = true;
-            else if (!rc_strcaseeq(r->argv[3], r->argvlen[3], "normal")) {
+            if (!rc_strcaseeq(r->argv[3], r->argvlen[3], "pubsub") &&
+                !rc_strcaseeq(r->argv[3], r->argvlen[3], "normal")) {
                 rc_resp_errorf(&s->rbuf, "ERR Unknown client type '%.*s'",
                                (int)RC_MIN(r->argvlen[3], 128), r->argv[3]);
                 return;
@@ -741,27 +870,7 @@ void rc_cmd_client(struct rc_server *s, struct rc_conn *c, const struct rc_req *
             rc_resp_error(&s->rbuf, "ERR syntax error");
             return;
         }
-        struct rc_buf b = {0};
-        if (nids) {
-            /* In the order asked for, like Redis. */
-            for (int k = 0; k < nids; k++) {
-                int64_t id = 0;
-                rc_parse_i64(ids[k], idlens[k], &id);
-                RC_FOR_EACH_CONN(s, x)
-                if (x->io.id == (uint64_t)id)
-                    rc_client_info_line(s, x, &b);
-            }
-        }
-        if (!nids) {
-            RC_FOR_EACH_CONN(s, x)
-            {
-                if (r->argc == 4 && rc_conn_subscribed(x) != only_pubsub)
-                    continue;
-                rc_client_info_line(s, x, &b);
-            }
-        }
-        rc_resp_verbatim(&s->rbuf, c->proto, b.p ? b.p : "", b.len);
-        rc_buf_free(&b);
+        rc_gather(s, c, r->argc, r->argv, r->argvlen, 0, list_part, list_combine);
     } else {
         reply_help(s, client_help, RC_ARRAY_LEN(client_help));
     }
@@ -1014,6 +1123,9 @@ static void config_set(struct rc_server *s, const struct rc_req *r)
     if (mdata)
         rc_mdata_reconfigure(s->eng);
     rc_mem_apply_cfg(s);
+    /* The other workers apply the same pairs before they run anything the
+     * client sends after this reply (worker.c, "Causality"). */
+    rc_workers_config_set(s, r->argc - 2, (const char *const *)r->argv + 2, r->argvlen + 2);
     rc_resp_simple(&s->rbuf, "OK");
 }
 
@@ -1035,9 +1147,8 @@ void rc_cmd_config(struct rc_server *s, struct rc_conn *c, const struct rc_req *
     } else if (rc_strcaseeq(r->argv[1], r->argvlen[1], "set")) {
         config_set(s, r);
     } else if (rc_strcaseeq(r->argv[1], r->argvlen[1], "resetstat")) {
-        memset(&s->stats, 0, sizeof(s->stats));
-        memset(&s->io.stats, 0, sizeof(s->io.stats));
-        rc_engine_stats_reset(s->eng);
+        rc_server_resetstat(s);
+        rc_workers_resetstat(s);
         rc_resp_simple(&s->rbuf, "OK");
     } else {
         reply_help(s, config_help, RC_ARRAY_LEN(config_help));

@@ -557,18 +557,30 @@ static void ws_start(struct rc_server *s, struct rc_conn *c, const struct rc_htt
            (unsigned long long)c->io.id, c->addr);
 }
 
+#define METRICS_HEAD  1u
+#define METRICS_CLOSE 2u
+
+/* The page, once every worker's numbers are in (worker.h: rc_gather). */
+static void metrics_combine(struct rc_server *s, struct rc_conn *c, struct rc_gather *g)
+{
+    struct rc_view sum, each[RC_MAX_WORKERS];
+    struct rc_buf b = {0};
+
+    rc_view_sum(g, &sum, each);
+    rc_metrics_render_view(s, &sum, &b);
+    respond(s, c, 200, RC_METRICS_CONTENT_TYPE, "Cache-Control: no-store\r\n", b.p, b.len,
+            g->arg & METRICS_HEAD, g->arg & METRICS_CLOSE);
+    rc_buf_free(&b);
+}
+
 /* GET /metrics: the Prometheus text (metrics.c), behind requirepass. */
 static void metrics(struct rc_server *s, struct rc_conn *c, const struct rc_http_req *r,
                     const char *q, size_t ql, char *dec, bool head, bool close)
 {
-    struct rc_buf b = {0};
-
     if (!authorized(s, r, q, ql, dec))
         return deny_auth(s, c);
-    rc_metrics_render(s, &b);
-    respond(s, c, 200, RC_METRICS_CONTENT_TYPE, "Cache-Control: no-store\r\n", b.p, b.len, head,
-            close);
-    rc_buf_free(&b);
+    rc_gather(s, c, 0, NULL, NULL, (head ? METRICS_HEAD : 0) | (close ? METRICS_CLOSE : 0),
+              rc_view_part, metrics_combine);
 }
 
 /* ---- Requests ---- */

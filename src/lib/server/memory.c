@@ -72,14 +72,17 @@ static uint64_t machine_memory(void)
 
 void rc_mem_apply_cfg(struct rc_server *s)
 {
+    /* Each worker enforces its share of the ceiling over what it holds. */
+    uint64_t n = s->cfg.workers > 1 ? s->cfg.workers : 1;
+
     if (s->cfg.maxmemory) {
-        s->maxmemory = s->cfg.maxmemory;
+        s->maxmemory = s->cfg.maxmemory / n;
         return;
     }
     /* Automatic: half of what the machine (or the cgroup) has. */
     if (!s->machine_mem)
         s->machine_mem = machine_memory();
-    s->maxmemory = s->machine_mem / 2;
+    s->maxmemory = s->machine_mem / 2 / n;
 }
 
 void rc_mem_usage(struct rc_server *s, struct rc_mem_usage *u)
@@ -181,9 +184,9 @@ static void human(char *out, size_t n, uint64_t v)
         snprintf(out, n, "%lluB", (unsigned long long)v);
 }
 
-void rc_mem_info(struct rc_server *s, struct rc_buf *b)
+void rc_mem_info(struct rc_server *s, const struct rc_view *v, struct rc_buf *b)
 {
-    struct rc_mem_usage u;
+    const struct rc_mem_usage u = v->mem;
     char h1[32], h2[32], h3[32];
     uint64_t rss = 0;
     FILE *f = fopen("/proc/self/statm", "re");
@@ -202,12 +205,9 @@ void rc_mem_info(struct rc_server *s, struct rc_buf *b)
         fclose(f);
     }
     s->io.stats.sys[RC_SYS_OTHER] += 3;
-    rc_mem_usage(s, &u);
-    if (u.used > s->mem_peak)
-        s->mem_peak = u.used;
     human(h1, sizeof(h1), u.used);
-    human(h2, sizeof(h2), s->mem_peak);
-    human(h3, sizeof(h3), s->maxmemory);
+    human(h2, sizeof(h2), v->mem_peak);
+    human(h3, sizeof(h3), v->maxmemory);
     rc_buf_appendf(b,
                    "# Memory\r\n"
                    "used_memory:%llu\r\n"
@@ -228,10 +228,10 @@ void rc_mem_info(struct rc_server *s, struct rc_buf *b)
                    "maxmemory_conflations:%llu\r\n"
                    "\r\n",
                    (unsigned long long)u.used, h1, (unsigned long long)rss,
-                   (unsigned long long)s->mem_peak, h2, (unsigned long long)s->maxmemory, h3,
+                   (unsigned long long)v->mem_peak, h2, (unsigned long long)v->maxmemory, h3,
                    s->cfg.maxmemory ? 0 : 1, (unsigned long long)u.slabs,
                    (unsigned long long)u.free_slabs, (unsigned long long)u.mdata,
                    (unsigned long long)u.qbuf, (unsigned long long)u.clients,
-                   (unsigned long long)s->stats.maxmemory_disconnects,
-                   (unsigned long long)s->stats.maxmemory_conflations);
+                   (unsigned long long)v->stats.maxmemory_disconnects,
+                   (unsigned long long)v->stats.maxmemory_conflations);
 }

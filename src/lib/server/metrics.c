@@ -84,7 +84,7 @@ static double seconds_of(const struct timeval *tv)
     return (double)tv->tv_sec + (double)tv->tv_usec / 1e6;
 }
 
-static void render_server(struct rc_server *s, struct rc_buf *b)
+static void render_server(struct rc_server *s, struct rc_view *v, struct rc_buf *b)
 {
     struct rusage ru;
     uint64_t now = rc_now_ms();
@@ -99,6 +99,7 @@ static void render_server(struct rc_server *s, struct rc_buf *b)
 
     getrusage(RUSAGE_SELF, &ru);
     s->io.stats.sys[RC_SYS_OTHER]++;
+    v->io.sys[RC_SYS_OTHER]++; /* the page counts its own call */
     family(b, "cpu_seconds_total", COUNTER, "CPU time the server process used, by mode.");
     rc_buf_appendf(b, "ringcast_cpu_seconds_total{mode=\"user\"} %.6f\n", seconds_of(&ru.ru_utime));
     rc_buf_appendf(b, "ringcast_cpu_seconds_total{mode=\"system\"} %.6f\n",
@@ -108,7 +109,7 @@ static void render_server(struct rc_server *s, struct rc_buf *b)
 /* Connected clients by transport: HTTP connections between requests (a
  * keep-alive, or a scrape of this page) are counted as "http", apart from the
  * SSE streams and WebSockets they may turn into. */
-static void render_clients(struct rc_server *s, struct rc_buf *b)
+static void render_clients(struct rc_server *s, const struct rc_view *v, struct rc_buf *b)
 {
     static const char *const names[RC_TRANSPORT__COUNT] = {
         [RC_TRANSPORT_RESP] = "resp",
@@ -116,49 +117,37 @@ static void render_clients(struct rc_server *s, struct rc_buf *b)
         [RC_TRANSPORT_SSE] = "sse",
         [RC_TRANSPORT_WS] = "ws",
     };
-    uint64_t n[RC_TRANSPORT__COUNT] = {0}, subscribed = 0;
+    const uint64_t *n = v->by_transport;
+    uint64_t subscribed = v->pubsub_clients;
 
-    RC_FOR_EACH_CONN(s, c)
-    {
-        if (c->transport < RC_TRANSPORT__COUNT)
-            n[c->transport]++;
-        if (rc_conn_subscribed(c))
-            subscribed++;
-    }
     family(b, "connected_clients", GAUGE,
            "Client connections now open, by transport (http: HTTP between requests).");
     for (int t = 0; t < RC_TRANSPORT__COUNT; t++)
         labelled_u64(b, "connected_clients", "transport", names[t], n[t]);
     gauge(b, "subscribed_clients", "Clients holding at least one subscription.", subscribed);
-    counter(b, "connections_received_total", "Connections accepted.", s->stats.conns_received);
+    counter(b, "connections_received_total", "Connections accepted.", v->stats.conns_received);
     counter(b, "connections_rejected_total", "Connections refused (maxclients, protected mode).",
-            s->stats.conns_rejected);
-    counter(b, "commands_processed_total", "Commands executed.", s->stats.commands);
-    counter(b, "protocol_errors_total", "Requests refused as malformed.", s->stats.proto_errors);
+            v->stats.conns_rejected);
+    counter(b, "commands_processed_total", "Commands executed.", v->stats.commands);
+    counter(b, "protocol_errors_total", "Requests refused as malformed.", v->stats.proto_errors);
     counter(b, "output_limit_disconnects_total",
-            "Slow clients disconnected by client-output-buffer-limit.", s->stats.obuf_disconnects);
+            "Slow clients disconnected by client-output-buffer-limit.", v->stats.obuf_disconnects);
 }
 
-static void count_one(void *arg, const char *name, size_t len)
+static void render_fanout(struct rc_server *s, const struct rc_view *v, struct rc_buf *b)
 {
-    (*(uint64_t *)arg)++;
-}
+    const struct rc_io_stats *st = &v->io;
+    const struct rc_engine_stats *es = &v->eng;
+    uint64_t sys = 0;
 
-static void render_fanout(struct rc_server *s, struct rc_buf *b)
-{
-    const struct rc_io_stats *st = &s->io.stats;
-    const struct rc_engine_stats *es = rc_engine_stats(s->eng);
-    uint64_t chans = 0, sys = 0;
-
-    rc_engine_each(s->eng, RC_SUB_CHANNEL, count_one, &chans);
-    gauge(b, "channels", "Channels with at least one subscriber.", chans);
-    gauge(b, "patterns", "Patterns with at least one subscriber.", rc_engine_numpat(s->eng));
+    gauge(b, "channels", "Channels with at least one subscriber.", v->channels);
+    gauge(b, "patterns", "Patterns with at least one subscriber.", rc_worker_numpat(s));
     counter(b, "messages_published_total", "Messages published (PUBLISH, UDP, the library API).",
             es->published);
     counter(b, "deliveries_total", "Deliveries: messages times the subscribers receiving each.",
             es->deliveries);
     counter(b, "net_input_bytes_total", "Bytes received from clients and UDP sources.",
-            s->stats.bytes_in);
+            v->stats.bytes_in);
     counter(b, "net_output_bytes_total", "Bytes handed to (and accepted by) the kernel.",
             st->bytes_out);
     counter(b, "sends_total", "Send operations (one iovec batch each).", st->sends);
@@ -186,24 +175,30 @@ static void render_fanout(struct rc_server *s, struct rc_buf *b)
     for (int f = 0; f < RC_FMT__COUNT; f++)
         labelled_u64(b, "encodes_total", "format", rc_codecs[f]->name, es->encodes[f]);
     gauge(b, "slab_bytes", "Bytes of live message slabs, headers included (not the free list).",
-          rc_engine_pool(s->eng)->bytes);
+          v->slab_bytes);
+    gauge(b, "workers", "Worker loops (threads), each with its own ring and connections.",
+          s->wk ? (uint64_t)s->wk->n : 1);
+    counter(b, "worker_posts_total", "Posts between workers (publishes, deliveries, counts).",
+            v->wc.posts_out);
+    counter(b, "worker_wakeups_total",
+            "Wake-ups sent between workers (io_uring MSG_RING or eventfd writes).", st->kicks);
 }
 
-static void render_memory(struct rc_server *s, struct rc_buf *b)
+static void render_memory(const struct rc_view *v, struct rc_buf *b)
 {
     gauge(b, "memory_used_bytes", "What the server holds for clients (INFO memory used_memory).",
-          rc_mem_used(s));
+          v->mem.used);
     gauge(b, "maxmemory_bytes", "The memory ceiling in force (maxmemory, or half the RAM).",
-          s->maxmemory);
+          v->maxmemory);
     counter(b, "maxmemory_disconnects_total", "Clients disconnected by the memory ceiling.",
-            s->stats.maxmemory_disconnects);
+            v->stats.maxmemory_disconnects);
     counter(b, "maxmemory_conflations_total", "Clients left to conflation by the memory ceiling.",
-            s->stats.maxmemory_conflations);
+            v->stats.maxmemory_conflations);
 }
 
-static void render_mdata(struct rc_server *s, struct rc_buf *b)
+static void render_mdata(const struct rc_view *v, struct rc_buf *b)
 {
-    const struct rc_mdata_stats *md = rc_mdata_stats(s->eng);
+    const struct rc_mdata_stats *md = &v->md.st;
 
     counter(b, "mdata_conflated_total",
             "Messages replaced by a newer one for a slow client (policy conflate).", md->conflated);
@@ -276,13 +271,23 @@ static void render_upstream(struct rc_server *s, struct rc_buf *b)
             c.out_refused);
 }
 
+void rc_metrics_render_view(struct rc_server *s, struct rc_view *v, struct rc_buf *out)
+{
+    struct rc_server *s0 = s->wk ? s->wk->w[0] : s; /* UDP sources, upstream */
+
+    render_server(s, v, out);
+    render_clients(s, v, out);
+    render_fanout(s, v, out);
+    render_memory(v, out);
+    render_mdata(v, out);
+    render_udp(s0, out);
+    render_upstream(s0, out);
+}
+
 void rc_metrics_render(struct rc_server *s, struct rc_buf *out)
 {
-    render_server(s, out);
-    render_clients(s, out);
-    render_fanout(s, out);
-    render_memory(s, out);
-    render_mdata(s, out);
-    render_udp(s, out);
-    render_upstream(s, out);
+    struct rc_view v;
+
+    rc_view_fill(s, &v);
+    rc_metrics_render_view(s, &v, out);
 }

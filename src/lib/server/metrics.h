@@ -16,6 +16,9 @@
  * prefixed `ringcast_`, counters suffixed `_total`. Reads the counters of the
  * connection layer, the backend, the engine, market data and the UDP sources;
  * counts the getrusage() it makes like INFO does. Runs on s's loop thread. */
+/* The page from v, the numbers of every worker summed (INFO's view). */
+void rc_metrics_render_view(struct rc_server *s, struct rc_view *v, struct rc_buf *out);
+/* The page of s alone (one worker). */
 void rc_metrics_render(struct rc_server *s, struct rc_buf *out);
 
 #endif

@@ -39,6 +39,8 @@
 #include "upstream.h"
 
 static const struct rc_io_host_ops host_ops;
+static void conn_free_now(struct rc_server *s, struct rc_conn *c);
+static void hole_wait(struct rc_server *s, struct rc_conn *c);
 
 /* ---- Server life ---- */
 
@@ -65,6 +67,21 @@ void rc_server_sync_io_cfg(struct rc_server *s)
                                    .zc_threshold = s->cfg.zc_threshold};
 }
 
+/* The engine of worker s (all but the connection layer's wiring). */
+static void new_engine(struct rc_server *s)
+{
+    s->eng = rc_engine_new(
+        &(struct rc_engine_cfg){.codecs = rc_codecs,
+                                .ncodecs = RC_FMT__COUNT,
+                                .log = &s->log,
+                                .md = &s->cfg.md,
+                                .interest = s->cfg.upstream[0] ? rc_upstream_interest : NULL,
+                                .interest_arg = s,
+                                .count = s->cfg.workers > 1 ? rc_worker_count : NULL,
+                                .count_arg = s});
+    rc_arena_init(&s->replies, rc_engine_pool(s->eng));
+}
+
 struct rc_server *rc_server_new(const struct rc_config *cfg)
 {
     struct rc_server *s = rc_xcalloc(1, sizeof(*s));
@@ -72,14 +89,14 @@ struct rc_server *rc_server_new(const struct rc_config *cfg)
 
     copy_config(&s->cfg, cfg);
     s->log.level = s->cfg.loglevel;
-    s->eng = rc_engine_new(
-        &(struct rc_engine_cfg){.codecs = rc_codecs,
-                                .ncodecs = RC_FMT__COUNT,
-                                .log = &s->log,
-                                .md = &s->cfg.md,
-                                .interest = s->cfg.upstream[0] ? rc_upstream_interest : NULL,
-                                .interest_arg = s});
-    rc_arena_init(&s->replies, rc_engine_pool(s->eng));
+    s->cfg.workers = (uint64_t)rc_workers_wanted(&s->cfg);
+    if (s->cfg.workers > 1 && s->cfg.upstream[0]) {
+        rc_log(&s->log, RC_LOG_NOTICE,
+               "upstream is set: running one worker instead of %llu (docs/cluster.md)",
+               (unsigned long long)s->cfg.workers);
+        s->cfg.workers = 1;
+    }
+    new_engine(s);
     s->io.host = &host_ops;
     s->io.log = &s->log;
     rc_server_sync_io_cfg(s);
@@ -97,6 +114,32 @@ struct rc_server *rc_server_new(const struct rc_config *cfg)
         snprintf(s->run_id + 2 * i, 3, "%02x", rnd[i]);
     for (int i = 0; i < RC_MAX_LISTEN; i++)
         s->listen_fds[i] = -1;
+    rc_workers_new(s);
+    return s;
+}
+
+struct rc_server *rc_server_new_worker(struct rc_server *s0, int i)
+{
+    struct rc_server *s = rc_xcalloc(1, sizeof(*s));
+
+    copy_config(&s->cfg, &s0->cfg);
+    s->log = s0->log;
+    s->wk = s0->wk;
+    s->widx = i;
+    rc_worker_state_new(s);
+    new_engine(s);
+    s->io.host = &host_ops;
+    s->io.log = &s->log;
+    rc_server_sync_io_cfg(s);
+    s->machine_mem = s0->machine_mem;
+    rc_mem_apply_cfg(s);
+    s->next_id = 1;
+    s->start_ms = s0->start_ms;
+    s->start_wall_us = s0->start_wall_us;
+    s->last_cron_ms = s->start_ms;
+    memcpy(s->run_id, s0->run_id, sizeof(s->run_id));
+    for (int k = 0; k < RC_MAX_LISTEN; k++)
+        s->listen_fds[k] = -1;
     return s;
 }
 
@@ -194,12 +237,14 @@ static int pick_backend(struct rc_server *s)
     return 0;
 }
 
-int rc_server_start(struct rc_server *s)
+/* Binds the listening sockets. Worker 0 accepts for all workers and deals
+ * the connections out (rc_worker_hand_off). */
+static int bind_all(struct rc_server *s, struct rc_server *w)
 {
     int port = s->cfg.port, err;
 
     for (int i = 0; i < s->cfg.nbind; i++) {
-        int fd = listen_one(s, s->cfg.bind[i], port);
+        int fd = listen_one(w, s->cfg.bind[i], port);
         if (fd < 0) {
             err = fd;
             goto fail;
@@ -209,7 +254,7 @@ int rc_server_start(struct rc_server *s)
         if (port == 0)
             port = bound_port(fd);
     }
-    s->port = port;
+    w->port = port;
     if (s->cfg.http_port) {
         /* The HTTP port, on the same addresses. Which port a connection
          * came in on (getsockname) tells its transport: rc_conn_accepted. */
@@ -220,34 +265,75 @@ int rc_server_start(struct rc_server *s)
             goto fail;
         }
         for (int i = 0; i < s->cfg.nbind; i++) {
-            int fd = listen_one(s, s->cfg.bind[i], s->cfg.http_port);
+            int fd = listen_one(w, s->cfg.bind[i], s->cfg.http_port);
             if (fd < 0) {
                 err = fd;
                 goto fail;
             }
-            s->listen_fds[s->nlisten++] = fd;
+            w->listen_fds[w->nlisten++] = fd;
         }
-        s->http_port = s->cfg.http_port;
+        w->http_port = s->cfg.http_port;
+    }
+    return 0;
+
+fail:
+    for (int i = 0; i < w->nlisten; i++)
+        close(w->listen_fds[i]);
+    w->nlisten = 0;
+    return err;
+}
+
+/* Hands w's listeners to its backend (worker 0's choice, for every worker). */
+int rc_server_listen_worker(struct rc_server *w)
+{
+    int err = 0;
+
+    for (int i = 0; i < w->nlisten; i++) {
+        err = w->io.be->listen(&w->io, w->listen_fds[i]);
+        if (err) {
+            rc_log(&w->log, RC_LOG_WARNING, "Could not listen with the %s backend: %s",
+                   w->io.be->name, strerror(-err));
+            return err;
+        }
+    }
+    return rc_worker_start(w);
+}
+
+int rc_server_start(struct rc_server *s)
+{
+    int n = s->wk ? s->wk->n : 1, err;
+
+    err = bind_all(s, s);
+    if (err)
+        goto fail;
+    for (int i = 1; i < n; i++) {
+        s->wk->w[i]->port = s->port;
+        s->wk->w[i]->http_port = s->http_port;
     }
     err = pick_backend(s);
     if (err)
         goto fail;
-    for (int i = 0; i < s->nlisten; i++) {
-        err = s->io.be->listen(&s->io, s->listen_fds[i]);
-        if (err) {
-            rc_log(&s->log, RC_LOG_WARNING, "Could not listen with the %s backend: %s",
-                   s->io.be->name, strerror(-err));
-            goto fail;
-        }
-    }
-    /* The backend owns the listeners now; rc_server_free() closes them. */
+    /* The backends own the listeners from here; rc_server_free() closes them. */
+    err = rc_server_listen_worker(s);
+    if (!err && s->wk)
+        err = rc_workers_start(s); /* the others, each on its thread */
+    if (err)
+        return err;
+    if (s->wk)
+        rc_log(&s->log, RC_LOG_NOTICE, "%d workers, each with its own %s loop", n,
+               s->io.be->name);
     err = rc_udp_start(s);
     return err ? err : rc_upstream_start(s);
 
 fail:
-    for (int i = 0; i < s->nlisten; i++)
-        close(s->listen_fds[i]);
-    s->nlisten = 0;
+    for (int i = 0; i < n; i++) {
+        struct rc_server *w = s->wk ? s->wk->w[i] : s;
+        if (w->io.be)
+            continue; /* closed with its backend */
+        for (int k = 0; k < w->nlisten; k++)
+            close(w->listen_fds[k]);
+        w->nlisten = 0;
+    }
     return err;
 }
 
@@ -256,22 +342,48 @@ _Static_assert(ATOMIC_BOOL_LOCK_FREE == 2, "stop_requested must be lock-free");
 
 void rc_server_request_stop(struct rc_server *s)
 {
-    atomic_store_explicit(&s->stop_requested, true, memory_order_relaxed);
+    rc_workers_request_stop(s, false);
 }
 
 static bool all_flushed(struct rc_server *s)
 {
     for (struct rc_io_conn *c = s->io.head; c; c = c->next)
-        if (!rc_queue_empty(&c->out))
+        if (!rc_queue_empty(&c->out) || c->held)
             return false;
-    return true;
+    return rc_worker_idle(s);
+}
+
+/* Shutdown with workers: each stops once every worker has nothing left to
+ * send, receive or answer, so that no post is lost to a worker gone. */
+static bool may_exit(struct rc_server *s, bool flushed)
+{
+    struct rc_workers *wk = s->wk;
+
+    if (!wk)
+        return flushed;
+    if (flushed != s->quiet_counted) {
+        atomic_fetch_add(&wk->quiet, flushed ? 1 : -1);
+        s->quiet_counted = flushed;
+    }
+    return flushed && atomic_load(&wk->quiet) == wk->n;
 }
 
 int rc_server_run(struct rc_server *s)
 {
+    if (s->wk)
+        return rc_workers_run(s);
+    rc_server_loop(s);
+    return 0;
+}
+
+void rc_server_loop(struct rc_server *s)
+{
     for (;;) {
         bool releasing = rc_server_release_tick(s);
+        if (s->wk)
+            rc_worker_flush(s); /* their wake-ups ride this poll's submission */
         s->io.be->poll(&s->io, releasing ? 0 : s->stopping ? 10 : 100);
+        rc_worker_woken(s);
         rc_mem_check(s, false); /* UDP sources publish outside rc_conn_input */
         uint64_t now = rc_now_ms();
         if (now - s->last_cron_ms >= 100) {
@@ -279,15 +391,17 @@ int rc_server_run(struct rc_server *s)
             rc_server_cron(s);
         }
         if (!s->stopping && atomic_load_explicit(&s->stop_requested, memory_order_relaxed)) {
+            if (s->wk && atomic_load(&s->wk->stop_now))
+                s->stop_now = true;
             s->stopping = s->io.stopping = true;
             s->stop_deadline_ms = s->stop_now ? now : now + s->cfg.shutdown_timeout * 1000;
-            if (!s->stop_by_user)
+            if (!s->stop_by_user && s->widx == 0 && !(s->wk && atomic_load(&s->wk->by_user)))
                 rc_log(&s->log, RC_LOG_WARNING, "Received signal, scheduling shutdown...");
             s->io.be->unlisten(&s->io);
             s->nlisten = 0;
         }
         if (s->stopping) {
-            if (all_flushed(s))
+            if (may_exit(s, all_flushed(s)))
                 break;
             if (now >= s->stop_deadline_ms) {
                 if (!s->stop_now)
@@ -297,22 +411,29 @@ int rc_server_run(struct rc_server *s)
             }
         }
     }
-    rc_log(&s->log, RC_LOG_WARNING, "ringcastd is now ready to exit, bye bye...");
-    return 0;
+    if (s->widx == 0)
+        rc_log(&s->log, RC_LOG_WARNING, "ringcastd is now ready to exit, bye bye...");
 }
 
-void rc_server_free(struct rc_server *s)
+void rc_server_teardown_io(struct rc_server *s)
 {
-    if (!s)
-        return;
-    rc_udp_free(s);
-    rc_upstream_free(s);
+    /* Output still waiting for other workers' replies goes. */
+    RC_FOR_EACH_CONN(s, c)
+    rc_hold_free(c);
     /* Listening sockets belong to the backend once it has them. */
     if (s->io.be)
         s->io.be->destroy(&s->io);
     else
         for (int i = 0; i < s->nlisten; i++)
             close(s->listen_fds[i]);
+    s->io.be = NULL;
+    s->nlisten = 0;
+}
+
+/* Frees what one worker has (worker 0's UDP sources and upstream apart). */
+static void free_one(struct rc_server *s)
+{
+    rc_server_teardown_io(s);
     /* Clients whose subscriptions were still being released in slices. */
     while (rc_server_release_tick(s))
         ;
@@ -329,6 +450,12 @@ void rc_server_free(struct rc_server *s)
         c->io.out.inflight = 0;
         rc_conn_free(s, c);
     }
+    /* Closed clients still waiting for other workers' replies: none come. */
+    while (s->hole_waiters) {
+        struct rc_conn *c = s->hole_waiters;
+        s->hole_waiters = c->hw_next;
+        conn_free_now(s, c);
+    }
     rc_http_server_free(s);
     rc_arena_free(&s->replies);
     rc_engine_free(s->eng);
@@ -336,6 +463,28 @@ void rc_server_free(struct rc_server *s)
     rc_config_free(&s->cfg);
     free(s->config_file);
     free(s->executable);
+}
+
+void rc_server_free_worker(struct rc_server *w)
+{
+    free_one(w);
+    rc_worker_state_free(w);
+    free(w);
+}
+
+void rc_server_free(struct rc_server *s)
+{
+    struct rc_workers *wk;
+
+    if (!s)
+        return;
+    rc_udp_free(s);
+    rc_upstream_free(s);
+    wk = s->wk;
+    rc_workers_free(s); /* the other workers, and the posts in flight */
+    free_one(s);
+    rc_worker_state_free(s);
+    free(wk);
     free(s);
 }
 
@@ -393,7 +542,7 @@ struct rc_conn *rc_conn_accepted(struct rc_server *s, int fd)
 
     c->srv = s;
     c->io.fd = fd;
-    c->io.id = s->next_id++;
+    c->io.id = s->wk ? atomic_fetch_add(&s->wk->next_id, 1) : s->next_id++;
     c->proto = 2;
     c->ctime_ms = c->last_ms = rc_now_ms();
     c->last_cmd = "NULL";
@@ -428,6 +577,8 @@ struct rc_conn *rc_conn_accepted(struct rc_server *s, int fd)
     rc_io_link(&s->io, &c->io);
     s->nclients++;
     s->stats.conns_received++;
+    /* maxclients is server-wide. */
+    uint64_t clients = s->wk ? atomic_fetch_add(&s->wk->nclients, 1) + 1 : s->nclients;
 
     if (s->cfg.protected_mode && !s->cfg.requirepass && !local) {
         if (c->transport == RC_TRANSPORT_HTTP) {
@@ -440,7 +591,7 @@ struct rc_conn *rc_conn_accepted(struct rc_server *s, int fd)
         s->stats.conns_rejected++;
         rc_log(&s->log, RC_LOG_WARNING,
                "Refused non-loopback client %s: protected mode, no password set", c->addr);
-    } else if (s->nclients > s->cfg.maxclients) {
+    } else if (clients > s->cfg.maxclients) {
         if (c->transport == RC_TRANSPORT_HTTP) {
             rc_http_refuse(s, c, 503, "max number of clients reached");
         } else {
@@ -515,6 +666,8 @@ void rc_conn_input(struct rc_server *s, struct rc_conn *c, const char *buf, size
 
     if (c->io.flags & (RC_IO_CLOSE_ASAP | RC_IO_CLOSE_AFTER_REPLY | RC_IO_UNLINKED))
         return;
+    /* Posts made before this input was sent come first (worker.c). */
+    rc_worker_drain(s);
     /* Shutting down: run no new requests, so that a steady publisher cannot
      * keep the queues from draining until shutdown-timeout cuts off
      * messages whose PUBLISH was already acknowledged. */
@@ -582,8 +735,6 @@ static void conn_detach(struct rc_server *s, struct rc_conn *c)
     s->releasing = c;
 }
 
-static void conn_free_now(struct rc_server *s, struct rc_conn *c);
-
 bool rc_server_release_tick(struct rc_server *s)
 {
     size_t budget = RC_TEARDOWN_SLICE;
@@ -599,7 +750,9 @@ bool rc_server_release_tick(struct rc_server *s)
             break;
         *pp = c->rel_next;
         c->io.flags &= ~RC_CONN_RELEASING;
-        if (c->io.flags & RC_CONN_FREE_WAIT)
+        if ((c->io.flags & RC_CONN_FREE_WAIT) && c->nholes)
+            hole_wait(s, c);
+        else if (c->io.flags & RC_CONN_FREE_WAIT)
             conn_free_now(s, c);
     }
     return s->releasing != NULL;
@@ -615,22 +768,51 @@ void rc_conn_unlink(struct rc_server *s, struct rc_conn *c, const char *reason)
     conn_detach(s, c);
     rc_io_unlink(&s->io, &c->io);
     s->nclients--;
+    if (s->wk)
+        atomic_fetch_sub(&s->wk->nclients, 1);
     rc_queue_drop_unsent(&c->io.out);
 }
 
 void rc_conn_free(struct rc_server *s, struct rc_conn *c)
 {
     assert(c->io.flags & RC_IO_UNLINKED);
-    if (c->io.flags & RC_CONN_RELEASING) {
-        /* Channels still point at its sink: free it with the last slice. */
+    if ((c->io.flags & RC_CONN_RELEASING) || c->nholes) {
+        /* Channels still point at its sink, or other workers' replies at
+         * its holes: free it with the last slice, or the last reply. */
         c->io.flags |= RC_CONN_FREE_WAIT;
+        if (!(c->io.flags & RC_CONN_RELEASING))
+            hole_wait(s, c);
         return;
     }
     conn_free_now(s, c);
 }
 
+/* c waits for the replies to its holes before it can be freed. */
+static void hole_wait(struct rc_server *s, struct rc_conn *c)
+{
+    c->hw_prev = NULL;
+    c->hw_next = s->hole_waiters;
+    if (c->hw_next)
+        c->hw_next->hw_prev = c;
+    s->hole_waiters = c;
+}
+
+void rc_conn_holes_done(struct rc_server *s, struct rc_conn *c)
+{
+    if (!(c->io.flags & RC_CONN_FREE_WAIT) || (c->io.flags & RC_CONN_RELEASING))
+        return;
+    if (c->hw_prev)
+        c->hw_prev->hw_next = c->hw_next;
+    else if (s->hole_waiters == c)
+        s->hole_waiters = c->hw_next;
+    if (c->hw_next)
+        c->hw_next->hw_prev = c->hw_prev;
+    conn_free_now(s, c);
+}
+
 static void conn_free_now(struct rc_server *s, struct rc_conn *c)
 {
+    rc_hold_free(c);
     rc_sink_free(&c->sink);
     rc_http_free(c);
     rc_queue_free(&c->io.out);
@@ -660,6 +842,11 @@ static struct rc_io_conn *host_accepted(struct rc_io *io, int fd)
     return &rc_conn_accepted(rc_server_of(io), fd)->io;
 }
 
+static bool host_hand_off(struct rc_io *io, int fd)
+{
+    return rc_worker_hand_off(rc_server_of(io), fd);
+}
+
 static void host_input(struct rc_io *io, struct rc_io_conn *c, const char *buf, size_t n)
 {
     rc_conn_input(rc_server_of(io), rc_conn_of(c), buf, n);
@@ -682,6 +869,7 @@ static void host_free(struct rc_io *io, struct rc_io_conn *c)
 
 static const struct rc_io_host_ops host_ops = {
     .accepted = host_accepted,
+    .hand_off = host_hand_off,
     .input = host_input,
     .sent = host_sent,
     .unlink = host_unlink,
@@ -720,9 +908,24 @@ static void check_output_limit(struct rc_server *s, struct rc_conn *c)
     rc_conn_close_asap(s, c, "output buffer limit");
 }
 
+void rc_conn_queue(struct rc_server *s, struct rc_conn *c, struct rc_slab *slab, uint32_t off,
+                   uint32_t len)
+{
+    if (c->io.flags & (RC_IO_CLOSE_ASAP | RC_IO_UNLINKED))
+        return;
+    rc_queue_push(&c->io.out, slab, off, len);
+    rc_conn_mark_dirty(s, c);
+    check_output_limit(s, c);
+}
+
 static void push_output(struct rc_server *s, struct rc_conn *c, struct rc_slab *slab, uint32_t off,
                         uint32_t len)
 {
+    /* Behind a hole: wait for it, in order (worker.c). */
+    if (RC_UNLIKELY(c->hold_head != NULL)) {
+        rc_hold_push(s, c, slab, off, len);
+        return;
+    }
     rc_queue_push(&c->io.out, slab, off, len);
     rc_conn_mark_dirty(s, c);
     check_output_limit(s, c);
@@ -740,7 +943,7 @@ static void sink_push(struct rc_sink *k, struct rc_slab *slab, uint32_t off, uin
      * never drain its queue and never close. */
     if (c->io.flags & (RC_IO_CLOSE_ASAP | RC_IO_UNLINKED | RC_IO_CLOSE_AFTER_REPLY))
         return;
-    if (!limit) {
+    if (!limit && RC_LIKELY(c->hold_head == NULL)) {
         rc_queue_push(&c->io.out, slab, off, len);
         rc_conn_mark_dirty(s, c);
         return;
@@ -777,6 +980,13 @@ void rc_conn_flush_reply(struct rc_server *s, struct rc_conn *c)
     }
     rc_conn_push_bytes(s, c, s->rbuf.p, s->rbuf.len);
     s->rbuf.len = 0;
+}
+
+void rc_server_resetstat(struct rc_server *s)
+{
+    memset(&s->stats, 0, sizeof(s->stats));
+    memset(&s->io.stats, 0, sizeof(s->io.stats));
+    rc_engine_stats_reset(s->eng);
 }
 
 /* ---- Periodic work ---- */

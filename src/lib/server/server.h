@@ -33,10 +33,12 @@
 #include "config.h"
 #include "engine.h"
 #include "io.h"
+#include "mdata.h"
 #include "msg.h"
 #include "queue.h"
 #include "resp.h"
 #include "util.h"
+#include "worker.h"
 
 /* Counters of the connection layer (the engine and the backend keep their own). */
 struct rc_stats {
@@ -90,6 +92,10 @@ struct rc_conn {
     uint64_t mem_conflated_at; /* queued bytes when maxmemory left it to conflation, 0 = not */
     struct rc_conn *rel_next;  /* on the server's release list (RC_CONN_RELEASING) */
     uint64_t tot_cmds;
+    /* Output waiting behind replies other workers compute (worker.h). */
+    struct rc_hold *hold_head, *hold_tail;
+    uint32_t nholes; /* holes not yet filled; the connection is not freed before */
+    struct rc_conn *hw_prev, *hw_next; /* on the server's hole_waiters list */
 };
 
 static inline struct rc_conn *rc_conn_of(struct rc_io_conn *ic)
@@ -132,6 +138,14 @@ struct rc_server {
     uint64_t mem_scan_at;      /* used_memory of the last scan that found nothing to cut */
     uint64_t mem_qbuf;         /* bytes allocated for query buffers */
     struct rc_conn *releasing; /* closed clients whose subscriptions go in slices */
+    /* Workers (worker.h): NULL with one worker. */
+    struct rc_workers *wk;
+    int widx;               /* this worker's index */
+    struct rc_wstate *ws;   /* its inbox, owner tables, pattern copy */
+    struct rc_conn *fill_conn;   /* a hole of this connection is being filled... */
+    struct rc_hold *fill_hole;   /* ...this one */
+    bool quiet_counted;          /* counted in wk->quiet (shutdown) */
+    struct rc_conn *hole_waiters; /* closed clients waiting for replies to their holes */
 };
 
 static inline struct rc_server *rc_server_of(struct rc_io *io)
@@ -146,8 +160,20 @@ struct rc_server *rc_server_new(const struct rc_config *cfg);
 /* Binds and listens on every bind address; picks the backend (uring falls
  * back to epoll with one log line). Returns 0 or -errno, logging why. */
 int rc_server_start(struct rc_server *s);
-/* Runs the loop until a stop is requested and the shutdown has flushed. */
+/* Runs the loop until a stop is requested and the shutdown has flushed
+ * (every worker's, each on its own thread). */
 int rc_server_run(struct rc_server *s);
+/* One worker's loop (rc_server_run runs one per worker). */
+void rc_server_loop(struct rc_server *s);
+/* Worker i of the server whose worker 0 is s (worker.c), and its end. */
+struct rc_server *rc_server_new_worker(struct rc_server *s, int i);
+void rc_server_free_worker(struct rc_server *w);
+/* Worker w's backend takes its listeners (on w's own thread). */
+int rc_server_listen_worker(struct rc_server *w);
+/* Tears down w's backend and its connections (on the thread that ran it). */
+void rc_server_teardown_io(struct rc_server *w);
+/* CONFIG RESETSTAT's work on one worker. */
+void rc_server_resetstat(struct rc_server *s);
 /* Async-signal-safe: asks the loop to shut down. */
 void rc_server_request_stop(struct rc_server *s);
 /* Tears everything down. NULL is a no-op. */
@@ -193,6 +219,12 @@ void rc_conn_flush_reply(struct rc_server *s, struct rc_conn *c);
 /* Queues a copy of p[0..n) for c (from the reply arena), through the output
  * limit: raw bytes, whatever c's transport. */
 void rc_conn_push_bytes(struct rc_server *s, struct rc_conn *c, const void *p, size_t n);
+/* Queues slab[off..off+len) for c now (no hold list), through the output
+ * limit: the hold list releasing what waited (worker.c). */
+void rc_conn_queue(struct rc_server *s, struct rc_conn *c, struct rc_slab *slab, uint32_t off,
+                   uint32_t len);
+/* c's last hole was filled: frees it if it was only waiting for that. */
+void rc_conn_holes_done(struct rc_server *s, struct rc_conn *c);
 /* Schedules c to be closed as soon as possible (output dropped). */
 void rc_conn_close_asap(struct rc_server *s, struct rc_conn *c, const char *why);
 
@@ -212,7 +244,32 @@ void rc_mem_apply_cfg(struct rc_server *s);
  * force: scan even if the last scan found nothing (cron). */
 void rc_mem_check(struct rc_server *s, bool force);
 /* INFO "memory" section. */
-void rc_mem_info(struct rc_server *s, struct rc_buf *b);
+struct rc_view;
+void rc_mem_info(struct rc_server *s, const struct rc_view *v, struct rc_buf *b);
+
+/* ---- A worker's numbers, for INFO and /metrics (info.c) ---- */
+
+struct rc_view {
+    uint64_t clients, pubsub_clients, max_out;
+    uint64_t by_transport[RC_TRANSPORT__COUNT];
+    struct rc_stats stats;
+    struct rc_io_stats io;
+    struct rc_engine_stats eng;
+    struct rc_mdata_info md;
+    struct rc_mem_usage mem;
+    uint64_t mem_peak, maxmemory;
+    uint64_t slab_bytes, channels, shardchannels;
+    uint32_t busy_permille;
+    struct rc_worker_counters wc;
+};
+/* Worker s's numbers. */
+void rc_view_fill(struct rc_server *s, struct rc_view *v);
+/* Adds v into sum (counters add, peaks take the larger). */
+void rc_view_add(struct rc_view *sum, const struct rc_view *v);
+/* A gather part (worker.h) carrying the worker's view... */
+void rc_view_part(struct rc_server *w, const struct rc_gather *g, struct rc_buf *out);
+/* ...and the sum of g's parts (each: per worker, g->n of them). */
+void rc_view_sum(const struct rc_gather *g, struct rc_view *sum, struct rc_view *each);
 
 /* Releases the next slice of closed clients' subscriptions; true while any
  * is left (the loop then does not sleep). */

@@ -261,7 +261,7 @@ static void datagram(struct rc_server *s, struct udp_source *src, const char *p,
             fresh = rc_udp_seq_accept(arb, q);
         src->messages++;
         if (fresh) {
-            rc_engine_publish(s->eng, false, m.chan, m.clen, m.payload, m.len);
+            rc_route_publish(s, NULL, false, m.chan, m.clen, m.payload, m.len);
             rc_upstream_forward(s, m.chan, m.clen, m.payload, m.len);
             src->published++;
         }
