@@ -155,10 +155,13 @@ def workers_section(text, what):
     return out
 
 
-def fanout_counts(conn):
+def fanout_counts(conn, kinds=None):
+    """(syscalls, deliveries) from INFO fanout; fills kinds with the sys_<kind> counters."""
     sec = rc.info_sections(info(conn, "fanout")).get("fanout", {})
     check("syscalls" in sec and "deliveries" in sec, "INFO fanout has syscalls and deliveries",
           got=sorted(sec))
+    if kinds is not None:
+        kinds.update({k[4:]: int(v) for k, v in sec.items() if k.startswith("sys_")})
     return int(sec["syscalls"]), int(sec["deliveries"])
 
 
@@ -656,7 +659,8 @@ def fanout_ratio(nworkers):
         pub = srv.conn(timeout=60)
         payloads = [rc.seq_payload(i, 64) for i in range(SYS_MSGS)]
         want = b"".join(rc.message_frame(SYS_CHAN, p) for p in payloads)
-        s0, d0 = fanout_counts(ctl)
+        k0, k1 = {}, {}
+        s0, d0 = fanout_counts(ctl, k0)
         # publish in batches; a reader thread keeps the subscribers drained
         result = {}
 
@@ -683,12 +687,15 @@ def fanout_ratio(nworkers):
             if bytes(result["got"][s]) != want:
                 raise rc.Failure("workers=%d: subscriber %d's stream differs from the publish "
                                  "order" % (nworkers, k))
-        s1, d1 = fanout_counts(ctl)
+        s1, d1 = fanout_counts(ctl, k1)
         for s in subs:
             s.close()
         pub.close()
         deliveries = d1 - d0
         check_eq(deliveries, SYS_SUBS * SYS_MSGS, "workers=%d: deliveries counted" % nworkers)
+        print("    workers=%d: %s" % (nworkers, ", ".join(
+            "%s=%d" % (k, k1[k] - k0.get(k, 0)) for k in sorted(k1) if k1[k] - k0.get(k, 0))),
+            flush=True)
         return (s1 - s0), deliveries
 
 
