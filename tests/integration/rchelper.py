@@ -6,8 +6,10 @@ a file's test functions, printing what was expected and what came.
 
 Which server: RINGCAST_TARGET=redis runs the tests against a real
 redis-server (to validate the tests themselves; ringcast-only checks are
-skipped, see `is_redis()`); otherwise RINGCASTD names the ringcastd binary
-and RINGCAST_IO the backend (uring|epoll|naive) passed as `--io`.
+skipped, see `is_redis()`); otherwise RINGCASTD names the ringcastd binary,
+RINGCAST_IO the backend (uring|epoll|naive) passed as `--io`, and
+RINGCAST_WORKERS (default 1) the number of loop threads passed as `--workers`
+(unless the test's own flags set `--workers`).
 
 Exit codes of a test file: 0 pass, 1 fail, 77 skipped (cannot run here).
 
@@ -49,6 +51,11 @@ def is_redis():
 
 def io_kind():
     return os.environ.get("RINGCAST_IO", "epoll")
+
+
+def workers():
+    """The `--workers` a Server passes to ringcastd (RINGCAST_WORKERS, default "1")."""
+    return os.environ.get("RINGCAST_WORKERS", "") or "1"
 
 
 def ringcastd_path():
@@ -101,11 +108,15 @@ class Server:
 
     flags: ringcastd-style settings, e.g. ["--requirepass", "pw"]; both servers
     take the same `--name value` form. Output (stdout+stderr) goes to a file
-    readable with .log(). Use as a context manager or call stop()."""
+    readable with .log(). Use as a context manager or call stop().
+    ringcastd gets `--workers $RINGCAST_WORKERS` unless flags set --workers or
+    pass_workers is False (the server then picks its own default)."""
 
     def __init__(self, flags=(), config_file=None, port=None, kind=None, io=None,
-                 wait=True, env=None, pass_port=True, preexec=None, argv_prefix=None):
+                 wait=True, env=None, pass_port=True, preexec=None, argv_prefix=None,
+                 pass_workers=True):
         self.kind = kind or target()
+        self.pass_workers = pass_workers
         self.preexec = preexec          # run in the child before exec (e.g. set rlimits)
         self.argv_prefix = list(argv_prefix or [])  # e.g. ["ip", "netns", "exec", "ns"]
         self.flags = list(flags)
@@ -133,7 +144,8 @@ class Server:
             out = []
             i = 0
             while i < len(fl):
-                if fl[i] in ("--io", "--tick-us", "--tick-bytes", "--so-sndbuf", "--http-port"):
+                if fl[i] in ("--io", "--tick-us", "--tick-bytes", "--so-sndbuf", "--http-port",
+                             "--workers"):
                     i += 2
                     continue
                 out.append(fl[i])
@@ -149,6 +161,8 @@ class Server:
             # The HTTP port is on by default (8380); tests that run in parallel
             # must not all try to take it, so it is off unless a test asks.
             argv += ["--http-port", "0"]
+        if self.pass_workers and "--workers" not in self.flags:
+            argv += ["--workers", workers()]
         return argv + self.flags
 
     def start(self, wait=True):
@@ -635,7 +649,7 @@ def info_sections(text):
 def run_tests(tests, name=None):
     """Runs each function in tests; prints results; exits 0/1/77."""
     name = name or os.path.basename(sys.argv[0])
-    print("%s: target=%s io=%s" % (name, target(), io_kind()), flush=True)
+    print("%s: target=%s io=%s workers=%s" % (name, target(), io_kind(), workers()), flush=True)
     failed, skipped, passed = [], [], []
     t0 = time.monotonic()
     only = os.environ.get("RINGCAST_ONLY")

@@ -189,5 +189,9 @@ def test_installed_package_builds_example():
 
 
 if __name__ == "__main__":
+    if rc.workers() != "1":
+        print("%s: the embedded library runs one worker whatever RINGCAST_WORKERS says; "
+              "runs in the RINGCAST_WORKERS=1 pass only, skipped" % os.path.basename(__file__))
+        sys.exit(rc.SKIP)
     rc.run_tests([test_threads_publish_in_order, test_bad_setting_refused,
                   test_installed_package_builds_example])

@@ -209,4 +209,8 @@ def test_two_servers_share_nothing():
 
 
 if __name__ == "__main__":
+    if rc.workers() != "1":
+        print("%s: the embedded library runs one worker whatever RINGCAST_WORKERS says; "
+              "runs in the RINGCAST_WORKERS=1 pass only, skipped" % os.path.basename(__file__))
+        sys.exit(rc.SKIP)
     rc.run_tests([test_two_servers_share_nothing])
