@@ -43,8 +43,9 @@ test-asan: deps
 # the library built under ThreadSanitizer (CI runs it after test-asan).
 test-tsan: deps
 	cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DRINGCAST_TSAN=ON
-	cmake --build build-tsan -j $(JOBS) --target ringcast-dist
-	cd build-tsan && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -R 'two_servers'
+	cmake --build build-tsan -j $(JOBS) --target ringcast-dist ringcastd
+	cd build-tsan && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure \
+	    -R 'two_servers|^integ\.workers\.(uring|epoll)$$'
 
 # A longer libFuzzer run of every harness (clang): make fuzz FUZZ_SECONDS=600
 FUZZ_SECONDS ?= 60

@@ -249,19 +249,31 @@ class Server:
             self.kill()
             return None
 
-    def close(self):
+    def close(self, check_log=False):
+        """Kills the server. check_log: fail if its log has a sanitizer report
+        (ASan, UBSan, TSan print theirs when they happen)."""
         self.kill()
+        report = None
+        if check_log and self.kind != "redis":
+            text = self.log()
+            for mark in ("ThreadSanitizer", "AddressSanitizer", "runtime error:"):
+                at = text.find(mark)
+                if at >= 0:
+                    report = text[max(0, at - 200):at + 3000]
+                    break
         try:
             os.unlink(self.logf.name)
         except OSError:
             pass
         self.logf.close()
+        if report is not None:
+            raise Failure("sanitizer report in the server's log:\n%s" % report)
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
-        self.close()
+        self.close(check_log=exc[0] is None)
 
     def conn(self, **kw):
         return Conn(self.port, **kw)

@@ -144,13 +144,18 @@ static void bury(struct rc_io *io)
     }
 }
 
-/* Waits for EPOLLOUT on c (its socket buffer is full). */
+/* Waits for EPOLLOUT on c (its socket buffer is full). A connection that
+ * is to close after its reply is no longer watched for input: its peer may
+ * have closed its side, and that end of input must not tear it down while
+ * its output is still on the way. */
 static void want_write(struct rc_io *io, struct rc_io_conn *c, bool on)
 {
+    uint32_t in = (c->flags & RC_IO_CLOSE_AFTER_REPLY) ? 0 : EPOLLIN;
+
     if (c->send_busy == on)
         return;
     c->send_busy = on;
-    if (ctl(io, EPOLL_CTL_MOD, c->fd, EPOLLIN | (on ? EPOLLOUT : 0), (uint64_t)(uintptr_t)c) < 0)
+    if (ctl(io, EPOLL_CTL_MOD, c->fd, in | (on ? EPOLLOUT : 0), (uint64_t)(uintptr_t)c) < 0)
         teardown(io, c, "epoll_ctl failed");
 }
 
@@ -262,13 +267,16 @@ static void do_read(struct rc_io *io, struct rc_io_conn *c)
     } while (r < 0 && errno == EINTR);
     if (r > 0) {
         io->host->input(io, c, st->rbuf, (size_t)r);
-    } else if (r == 0 && !(c->flags & RC_IO_CLOSE_AFTER_REPLY) && !rc_queue_empty(&c->out)) {
-        /* End of input with replies still queued: the peer may only have
-         * shut down its sending side, so deliver them, then close. Stop
-         * watching for input (EOF stays readable) until the queue drains. */
+    } else if (r == 0 && !(c->flags & RC_IO_CLOSE_AFTER_REPLY) &&
+               (!rc_queue_empty(&c->out) || c->held)) {
+        /* End of input with replies still queued (or still to come from the
+         * host): the peer may only have shut down its sending side, so
+         * deliver them, then close. Stop watching for input (EOF stays
+         * readable); flush() closes it once nothing is left. */
+        bool out = !rc_queue_empty(&c->out);
         c->flags |= RC_IO_CLOSE_AFTER_REPLY;
-        c->send_busy = true;
-        if (ctl(io, EPOLL_CTL_MOD, c->fd, EPOLLOUT, (uint64_t)(uintptr_t)c) < 0)
+        c->send_busy = out;
+        if (ctl(io, EPOLL_CTL_MOD, c->fd, out ? EPOLLOUT : 0, (uint64_t)(uintptr_t)c) < 0)
             teardown(io, c, "epoll_ctl failed");
     } else if (r == 0) {
         teardown(io, c, "client closed connection");

@@ -400,11 +400,12 @@ static void on_recv(struct rc_io *io, struct uring_state *u, struct uslot *sl, u
         arm_recv(io, u, i);
         return;
     }
-    if (res == 0 && !(sl->c->flags & RC_IO_CLOSE_AFTER_REPLY) && !rc_queue_empty(&sl->c->out)) {
-        /* End of input with replies still queued: the peer may only have
-         * shut down its sending side. Deliver them without re-arming the
-         * receive; the send completion closes the connection once the queue
-         * is empty. */
+    if (res == 0 && !(sl->c->flags & RC_IO_CLOSE_AFTER_REPLY) &&
+        (!rc_queue_empty(&sl->c->out) || sl->c->held)) {
+        /* End of input with replies still queued (or still to come from the
+         * host): the peer may only have shut down its sending side. Deliver
+         * them without re-arming the receive; the send completion closes
+         * the connection once the queue is empty. */
         sl->c->flags |= RC_IO_CLOSE_AFTER_REPLY;
         rc_io_mark_dirty(io, sl->c);
     } else if (res == 0) {
