@@ -854,8 +854,7 @@ void rc_mdata_info_get(struct rc_engine *e, struct rc_mdata_info *mi)
     }
 }
 
-void rc_mdata_info(const struct rc_mdata_cfg *cfg, const struct rc_mdata_info *mi,
-                   struct rc_buf *b)
+void rc_mdata_info(const struct rc_mdata_cfg *cfg, const struct rc_mdata_info *mi, struct rc_buf *b)
 {
     const struct rc_mdata_stats *st = &mi->st;
     uint64_t pending = mi->pending, slow_now = mi->slow_now;

@@ -97,7 +97,6 @@ void rc_mdata_sink_drained(struct rc_engine *e, struct rc_sink *k);
 /* Appends " rc-conflated=.. rc-dropped=.. ..." for CLIENT LIST when rules exist. */
 void rc_mdata_client_fields(struct rc_engine *e, const struct rc_sink *k, struct rc_buf *b);
 
-
 /* Totals (also for tests). */
 struct rc_mdata_stats {
     uint64_t channels;     /* channels with state */

@@ -66,7 +66,16 @@
 #define SLOT_NONE       UINT32_MAX
 
 /* What a CQE belongs to; the low byte of user_data. */
-enum uop { UOP_NOP = 1, UOP_ACCEPT, UOP_RECV, UOP_SEND, UOP_CLOSE, UOP_CANCEL, UOP_WATCH, UOP_WAKE };
+enum uop {
+    UOP_NOP = 1,
+    UOP_ACCEPT,
+    UOP_RECV,
+    UOP_SEND,
+    UOP_CLOSE,
+    UOP_CANCEL,
+    UOP_WATCH,
+    UOP_WAKE
+};
 
 /* user_data = slot (or listener index) << 32 | generation (24 bits) << 8 | op. */
 #define GEN_MASK 0xffffffu

@@ -198,8 +198,8 @@ static void list_one(void *arg, const char *name, size_t len)
 static void channels_part(struct rc_server *w, const struct rc_gather *g, struct rc_buf *out)
 {
     bool shard = g->arg;
-    struct list_ctx l = {g->argc == 3 ? g->argv[2] : NULL, g->argc == 3 ? g->argvlen[2] : 0, 0,
-                         {0}};
+    struct list_ctx l = {
+        g->argc == 3 ? g->argv[2] : NULL, g->argc == 3 ? g->argvlen[2] : 0, 0, {0}};
 
     if (w->wk)
         rc_worker_each_owned(w, shard, list_one, &l);
@@ -261,8 +261,7 @@ static void list_channels(struct rc_server *s, struct rc_conn *c, enum rc_sub_ki
 static void numsub(struct rc_server *s, struct rc_conn *c, enum rc_sub_kind t,
                    const struct rc_req *r)
 {
-    rc_gather(s, c, r->argc, r->argv, r->argvlen, t == RC_SUB_SHARD, numsub_part,
-              numsub_combine);
+    rc_gather(s, c, r->argc, r->argv, r->argvlen, t == RC_SUB_SHARD, numsub_part, numsub_combine);
 }
 
 static const char *const pubsub_help[] = {

@@ -582,8 +582,8 @@ struct kill_filter {
 
 /* Parses CLIENT KILL's arguments (argv[0] is "client"); false with the
  * error in s->rbuf when they are wrong. */
-static bool kill_parse(struct rc_server *s, int argc, const char *const *argv, const size_t *argvlen,
-                       struct kill_filter *f)
+static bool kill_parse(struct rc_server *s, int argc, const char *const *argv,
+                       const size_t *argvlen, struct kill_filter *f)
 {
     memset(f, 0, sizeof(*f));
     f->type = -1;
@@ -618,8 +618,7 @@ static bool kill_parse(struct rc_server *s, int argc, const char *const *argv, c
                      rc_strcaseeq(v, vl, "slave"))
                 f->type = 2;
             else {
-                rc_resp_errorf(&s->rbuf, "ERR Unknown client type '%.*s'", (int)RC_MIN(vl, 128),
-                               v);
+                rc_resp_errorf(&s->rbuf, "ERR Unknown client type '%.*s'", (int)RC_MIN(vl, 128), v);
                 return false;
             }
         } else if (rc_strcaseeq(o, ol, "addr")) {

@@ -214,25 +214,25 @@ static void section_stats(const struct info_ctx *x, struct rc_buf *b)
 {
     const struct rc_view *v = x->v;
 
-    rc_buf_appendf(
-        b,
-        "# Stats\r\n"
-        "total_connections_received:%llu\r\n"
-        "total_commands_processed:%llu\r\n"
-        "total_net_input_bytes:%llu\r\n"
-        "total_net_output_bytes:%llu\r\n"
-        "rejected_connections:%llu\r\n"
-        "client_output_buffer_limit_disconnections:%llu\r\n"
-        "total_error_replies_protocol:%llu\r\n"
-        "pubsub_channels:%llu\r\n"
-        "pubsub_patterns:%zu\r\n"
-        "pubsub_shardchannels:%llu\r\n"
-        "\r\n",
-        (unsigned long long)v->stats.conns_received, (unsigned long long)v->stats.commands,
-        (unsigned long long)v->stats.bytes_in, (unsigned long long)v->io.bytes_out,
-        (unsigned long long)v->stats.conns_rejected, (unsigned long long)v->stats.obuf_disconnects,
-        (unsigned long long)v->stats.proto_errors, (unsigned long long)v->channels,
-        rc_worker_numpat(x->s), (unsigned long long)v->shardchannels);
+    rc_buf_appendf(b,
+                   "# Stats\r\n"
+                   "total_connections_received:%llu\r\n"
+                   "total_commands_processed:%llu\r\n"
+                   "total_net_input_bytes:%llu\r\n"
+                   "total_net_output_bytes:%llu\r\n"
+                   "rejected_connections:%llu\r\n"
+                   "client_output_buffer_limit_disconnections:%llu\r\n"
+                   "total_error_replies_protocol:%llu\r\n"
+                   "pubsub_channels:%llu\r\n"
+                   "pubsub_patterns:%zu\r\n"
+                   "pubsub_shardchannels:%llu\r\n"
+                   "\r\n",
+                   (unsigned long long)v->stats.conns_received,
+                   (unsigned long long)v->stats.commands, (unsigned long long)v->stats.bytes_in,
+                   (unsigned long long)v->io.bytes_out, (unsigned long long)v->stats.conns_rejected,
+                   (unsigned long long)v->stats.obuf_disconnects,
+                   (unsigned long long)v->stats.proto_errors, (unsigned long long)v->channels,
+                   rc_worker_numpat(x->s), (unsigned long long)v->shardchannels);
 }
 
 static void section_fanout(const struct info_ctx *x, struct rc_buf *b)
@@ -296,21 +296,21 @@ static void section_fanout(const struct info_ctx *x, struct rc_buf *b)
                    st->held_sends ? (double)st->held_us / (double)st->held_sends : 0.0,
                    (unsigned long long)st->held_max_us, (unsigned long long)st->late_max_us,
                    x->v->busy_permille);
-    rc_buf_appendf(
-        b,
-        "syscalls_per_delivery:%.6f\r\n"
-        "send_syscalls:%llu\r\n"
-        "send_syscalls_per_delivery:%.6f\r\n"
-        "worker_posts:%llu\r\n"
-        "worker_wakeups:%llu\r\n"
-        "used_cpu_sys:%ld.%06ld\r\n"
-        "used_cpu_user:%ld.%06ld\r\n"
-        "\r\n",
-        es->deliveries ? (double)sys / (double)es->deliveries : 0.0, (unsigned long long)send_sys,
-        es->deliveries ? (double)send_sys / (double)es->deliveries : 0.0,
-        (unsigned long long)x->v->wc.posts_out, (unsigned long long)st->kicks,
-        (long)ru.ru_stime.tv_sec, (long)ru.ru_stime.tv_usec, (long)ru.ru_utime.tv_sec,
-        (long)ru.ru_utime.tv_usec);
+    rc_buf_appendf(b,
+                   "syscalls_per_delivery:%.6f\r\n"
+                   "send_syscalls:%llu\r\n"
+                   "send_syscalls_per_delivery:%.6f\r\n"
+                   "worker_posts:%llu\r\n"
+                   "worker_wakeups:%llu\r\n"
+                   "used_cpu_sys:%ld.%06ld\r\n"
+                   "used_cpu_user:%ld.%06ld\r\n"
+                   "\r\n",
+                   es->deliveries ? (double)sys / (double)es->deliveries : 0.0,
+                   (unsigned long long)send_sys,
+                   es->deliveries ? (double)send_sys / (double)es->deliveries : 0.0,
+                   (unsigned long long)x->v->wc.posts_out, (unsigned long long)st->kicks,
+                   (long)ru.ru_stime.tv_sec, (long)ru.ru_stime.tv_usec, (long)ru.ru_utime.tv_sec,
+                   (long)ru.ru_utime.tv_usec);
 }
 
 static void section_memory(const struct info_ctx *x, struct rc_buf *b)
@@ -341,17 +341,16 @@ static void section_workers(const struct info_ctx *x, struct rc_buf *b)
     rc_buf_appendf(b, "# Workers\r\n");
     for (int i = 0; i < x->n; i++) {
         const struct rc_view *v = &x->each[i];
-        rc_buf_appendf(b,
-                       "worker%d:clients=%llu,pubsub_clients=%llu,published=%llu,deliveries=%llu,"
-                       "syscalls=%llu,owned_publishes=%llu,forwarded_publishes=%llu,"
-                       "posts_out=%llu,posts_in=%llu,wakeups=%llu\r\n",
-                       i, (unsigned long long)v->clients, (unsigned long long)v->pubsub_clients,
-                       (unsigned long long)v->eng.published, (unsigned long long)v->eng.deliveries,
-                       (unsigned long long)rc_io_syscalls(&v->io),
-                       (unsigned long long)v->wc.owned_pubs,
-                       (unsigned long long)v->wc.forwarded_pubs,
-                       (unsigned long long)v->wc.posts_out, (unsigned long long)v->wc.posts_in,
-                       (unsigned long long)v->io.kicks);
+        rc_buf_appendf(
+            b,
+            "worker%d:clients=%llu,pubsub_clients=%llu,published=%llu,deliveries=%llu,"
+            "syscalls=%llu,owned_publishes=%llu,forwarded_publishes=%llu,"
+            "posts_out=%llu,posts_in=%llu,wakeups=%llu\r\n",
+            i, (unsigned long long)v->clients, (unsigned long long)v->pubsub_clients,
+            (unsigned long long)v->eng.published, (unsigned long long)v->eng.deliveries,
+            (unsigned long long)rc_io_syscalls(&v->io), (unsigned long long)v->wc.owned_pubs,
+            (unsigned long long)v->wc.forwarded_pubs, (unsigned long long)v->wc.posts_out,
+            (unsigned long long)v->wc.posts_in, (unsigned long long)v->io.kicks);
     }
     rc_buf_appendf(b, "\r\n");
 }
@@ -360,9 +359,9 @@ static const struct {
     const char *name;
     void (*fn)(const struct info_ctx *, struct rc_buf *);
 } sections[] = {
-    {"server", section_server},     {"clients", section_clients}, {"stats", section_stats},
-    {"fanout", section_fanout},     {"memory", section_memory},   {"mdata", section_mdata},
-    {"sources", section_sources},   {"upstream", section_upstream}, {"workers", section_workers},
+    {"server", section_server},   {"clients", section_clients},   {"stats", section_stats},
+    {"fanout", section_fanout},   {"memory", section_memory},     {"mdata", section_mdata},
+    {"sources", section_sources}, {"upstream", section_upstream}, {"workers", section_workers},
 };
 
 /* The reply, once every worker's view is in. */

@@ -320,8 +320,7 @@ int rc_server_start(struct rc_server *s)
     if (err)
         return err;
     if (s->wk)
-        rc_log(&s->log, RC_LOG_NOTICE, "%d workers, each with its own %s loop", n,
-               s->io.be->name);
+        rc_log(&s->log, RC_LOG_NOTICE, "%d workers, each with its own %s loop", n, s->io.be->name);
     err = rc_udp_start(s);
     return err ? err : rc_upstream_start(s);
 
@@ -627,10 +626,9 @@ static void query_limit_exceeded(struct rc_server *s, struct rc_conn *c, size_t 
  * confirmation, or after an UNSUBSCRIBE one. */
 static bool waits_for_holes(const struct rc_req *r)
 {
-    static const char *const names[] = {"subscribe",    "psubscribe",   "ssubscribe",
-                                        "unsubscribe",  "punsubscribe", "sunsubscribe",
-                                        "reset",        "hello",        "rc.resume",
-                                        "rc.seqmode"};
+    static const char *const names[] = {"subscribe",    "psubscribe",   "ssubscribe", "unsubscribe",
+                                        "punsubscribe", "sunsubscribe", "reset",      "hello",
+                                        "rc.resume",    "rc.seqmode"};
     for (size_t i = 0; i < RC_ARRAY_LEN(names); i++)
         if (rc_strcaseeq(r->argv[0], r->argvlen[0], names[i]))
             return true;

@@ -141,11 +141,11 @@ struct rc_server {
     struct rc_conn *releasing; /* closed clients whose subscriptions go in slices */
     /* Workers (worker.h): NULL with one worker. */
     struct rc_workers *wk;
-    int widx;               /* this worker's index */
-    struct rc_wstate *ws;   /* its inbox, owner tables, pattern copy */
-    struct rc_conn *fill_conn;   /* a hole of this connection is being filled... */
-    struct rc_hold *fill_hole;   /* ...this one */
-    bool quiet_counted;          /* counted in wk->quiet (shutdown) */
+    int widx;                     /* this worker's index */
+    struct rc_wstate *ws;         /* its inbox, owner tables, pattern copy */
+    struct rc_conn *fill_conn;    /* a hole of this connection is being filled... */
+    struct rc_hold *fill_hole;    /* ...this one */
+    bool quiet_counted;           /* counted in wk->quiet (shutdown) */
     struct rc_conn *hole_waiters; /* closed clients waiting for replies to their holes */
 };
 

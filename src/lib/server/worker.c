@@ -148,13 +148,13 @@ struct rc_wstate {
     int efd;                        /* woken through this when the backend has no kick */
     bool draining;
     struct outq out[RC_MAX_WORKERS];
-    struct rc_dict *own[2];     /* [shard] name -> struct tally */
-    struct rc_dict *pats;       /* pattern -> struct tally */
-    struct tally **patlist;     /* every pattern with a subscriber anywhere */
+    struct rc_dict *own[2]; /* [shard] name -> struct tally */
+    struct rc_dict *pats;   /* pattern -> struct tally */
+    struct tally **patlist; /* every pattern with a subscriber anywhere */
     uint32_t npat, patcap;
-    struct rc_gather *gathers;  /* this worker's, waiting for parts */
-    struct rc_buf spare;        /* s->rbuf while a hole is filled */
-    uint64_t dealt;             /* connections dealt out (worker 0) */
+    struct rc_gather *gathers;             /* this worker's, waiting for parts */
+    struct rc_buf spare;                   /* s->rbuf while a hole is filled */
+    uint64_t dealt;                        /* connections dealt out (worker 0) */
     uint64_t last_kick_us[RC_MAX_WORKERS]; /* when each target was last woken */
     uint64_t kick_due_us[RC_MAX_WORKERS];  /* a deferred wake-up is due then, 0 = none */
     struct rc_worker_counters ctr;
@@ -851,9 +851,7 @@ static void handle(struct rc_server *s, struct post *p)
         break;
     }
     case P_REPLY: reply_count(s, p->c, p->hole, p->count); break;
-    case P_DELTA:
-        own_apply(s, p->kind == RC_SUB_SHARD, p->from, p->data, p->clen, p->delta);
-        break;
+    case P_DELTA: own_apply(s, p->kind == RC_SUB_SHARD, p->from, p->data, p->clen, p->delta); break;
     case P_PATDELTA: pat_apply(s, p->from, p->data, p->clen, p->delta); break;
     case P_GATHER: {
         struct post *r = post_new(P_PART, s, 0);
@@ -1061,8 +1059,7 @@ int rc_workers_start(struct rc_server *s)
     for (int i = 1; i < wk->n; i++) {
         int e = pthread_create(&wk->threads[i], NULL, worker_main, wk->w[i]);
         if (e) {
-            rc_log(&s->log, RC_LOG_WARNING, "workers: cannot start worker %d: %s", i,
-                   strerror(e));
+            rc_log(&s->log, RC_LOG_WARNING, "workers: cannot start worker %d: %s", i, strerror(e));
             err = -e;
             break;
         }

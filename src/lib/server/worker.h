@@ -62,9 +62,9 @@ struct rc_workers {
      * waits for go. */
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    int nready;  /* threads that reported */
-    int failed;  /* first -errno a thread reported, 0 = none */
-    bool go;     /* run (or, with stop requested, just tear down) */
+    int nready;   /* threads that reported */
+    int failed;   /* first -errno a thread reported, 0 = none */
+    bool go;      /* run (or, with stop requested, just tear down) */
     int nthreads; /* threads started, joined by rc_workers_free */
 };
 
@@ -74,7 +74,7 @@ struct rc_hold {
     struct rc_hold *next;
     struct rc_slab *slab; /* output bytes (one reference), NULL for a hole */
     uint32_t off, len;
-    bool ready;                       /* a hole: filled */
+    bool ready;                          /* a hole: filled */
     struct rc_hold *sub_head, *sub_tail; /* a hole: what filled it */
 };
 
@@ -152,9 +152,9 @@ struct rc_gather {
     int argc;
     char **argv;
     size_t *argvlen;
-    uint64_t arg;  /* a number for part() (e.g. the asking client's id) */
-    int waiting;   /* parts still to come */
-    int n;         /* workers */
+    uint64_t arg; /* a number for part() (e.g. the asking client's id) */
+    int waiting;  /* parts still to come */
+    int n;        /* workers */
     struct rc_buf parts[RC_MAX_WORKERS];
 };
 
