@@ -773,7 +773,8 @@ static void list_combine(struct rc_server *s, struct rc_conn *c, struct rc_gathe
         lines[n++] = p;
     }
     if (!ids) {
-        qsort(lines, n, sizeof(*lines), by_id);
+        if (n)
+            qsort(lines, n, sizeof(*lines), by_id);
         for (size_t i = 0; i < n; i++)
             rc_buf_appendf(&b, "%s\n", lines[i]);
     } else {

@@ -171,8 +171,8 @@ struct rc_server *rc_server_new_worker(struct rc_server *s, int i);
 void rc_server_free_worker(struct rc_server *w);
 /* Worker w's backend takes its listeners (on w's own thread). */
 int rc_server_listen_worker(struct rc_server *w);
-/* Tears down w's backend and its connections (on the thread that ran it). */
-void rc_server_teardown_io(struct rc_server *w);
+/* Tears down worker s's backend and its connections (on the thread that ran it). */
+void rc_server_teardown_io(struct rc_server *s);
 /* CONFIG RESETSTAT's work on one worker. */
 void rc_server_resetstat(struct rc_server *s);
 /* Async-signal-safe: asks the loop to shut down. */

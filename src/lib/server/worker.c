@@ -407,7 +407,7 @@ static void pat_apply(struct rc_server *s, int from, const char *name, size_t le
         rc_dict_add(ws->pats, name, len, t);
         if (ws->npat == ws->patcap) {
             ws->patcap = ws->patcap ? ws->patcap * 2 : 16;
-            ws->patlist = rc_xrealloc(ws->patlist, ws->patcap * sizeof(*ws->patlist));
+            ws->patlist = rc_xrealloc(ws->patlist, ws->patcap * sizeof(struct tally *));
         }
         t->idx = ws->npat;
         ws->patlist[ws->npat++] = t;
