@@ -116,7 +116,10 @@ void ringcast_server_free(ringcast_server *srv);
 int ringcast_publish(ringcast_server *srv, const char *channel, size_t clen, const void *payload,
                      size_t len);
 
-/* Counters, read on the loop thread or while the loop is not running. */
+/* Counters, read on the loop thread or while the loop is not running. With
+ * `workers` above 1 (the library runs one unless set), they count worker 0
+ * (the loop thread's) while the loop runs, and every worker once
+ * ringcast_server_run() has returned. */
 struct ringcast_stats {
     uint64_t clients;            /* connected clients */
     uint64_t messages_published; /* PUBLISH, UDP and ringcast_publish() messages */

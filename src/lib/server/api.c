@@ -311,15 +311,22 @@ int ringcast_publish(ringcast_server *srv, const char *channel, size_t clen, con
 
 int ringcast_server_stats(const ringcast_server *srv, struct ringcast_stats *st)
 {
-    const struct rc_engine_stats *es = rc_engine_stats(srv->s->eng);
     ringcast_server *w = (ringcast_server *)srv; /* the mutex is not part of the value */
+    const struct rc_workers *wk = srv->s->wk;
+    /* Other workers' counters are theirs while they run: read them only
+     * once their threads have ended (after ringcast_server_run). */
+    int n = wk && wk->nthreads == 0 && wk->go ? wk->n : 1;
 
     memset(st, 0, sizeof(*st));
-    st->clients = srv->s->nclients;
-    st->messages_published = es->published;
-    st->deliveries = es->deliveries;
-    st->bytes_out = srv->s->io.stats.bytes_out;
-    st->syscalls = rc_io_syscalls(&srv->s->io.stats);
+    for (int i = 0; i < n; i++) {
+        const struct rc_server *s = wk ? wk->w[i] : srv->s;
+        const struct rc_engine_stats *es = rc_engine_stats(s->eng);
+        st->clients += s->nclients;
+        st->messages_published += es->published;
+        st->deliveries += es->deliveries;
+        st->bytes_out += s->io.stats.bytes_out;
+        st->syscalls += rc_io_syscalls(&s->io.stats);
+    }
     pthread_mutex_lock(&w->mu);
     st->inbox_messages = w->inbox_messages;
     st->inbox_wakeups = w->inbox_wakeups;
