@@ -727,6 +727,11 @@ void rc_conn_input(struct rc_server *s, struct rc_conn *c, const char *buf, size
         qbuf_release(s, c); /* give back the memory of a very large request */
     /* Publishing is what allocates: check the ceiling after each read. */
     rc_mem_check(s, false);
+    /* What this input told other workers (subscription counts, publishes)
+     * reaches their inboxes before any reply to it can leave: a backend
+     * may send in the same dispatch (worker.c, "Causality"). */
+    if (s->wk)
+        rc_worker_flush(s);
 }
 
 static void conn_sent(struct rc_server *s, struct rc_conn *c, size_t n)
@@ -801,6 +806,10 @@ void rc_conn_unlink(struct rc_server *s, struct rc_conn *c, const char *reason)
     rc_log(&s->log, RC_LOG_VERBOSE, "Client closed connection id=%llu addr=%s (%s)",
            (unsigned long long)c->io.id, c->addr, reason ? reason : "closed");
     conn_detach(s, c);
+    /* The owners hear of the subscriptions gone before the peer can see
+     * the connection close. */
+    if (s->wk)
+        rc_worker_flush(s);
     rc_io_unlink(&s->io, &c->io);
     s->nclients--;
     if (s->wk)

@@ -12,8 +12,9 @@
  *    in the same io_uring_enter as the sends. epoll workers write an eventfd.
  *
  *  - Causality. A post is in the target's inbox before any output the sender
- *    produced after making it leaves the sender (outboxes are spliced before
- *    the poll that sends that output). A worker drains its inbox after every
+ *    produced after making it leaves the sender (outboxes are spliced after
+ *    each client's input is handled, when a client is closed, and before
+ *    every poll). A worker drains its inbox after every
  *    wait and before it parses any client input. So if a client saw the
  *    effect of a post (a SUBSCRIBE's confirmation, a CONFIG SET's OK) and
  *    then sends a command to any worker, that worker has the post: every
@@ -281,8 +282,11 @@ static void kick_now(struct rc_server *s, int t, uint64_t now)
 void rc_worker_flush(struct rc_server *s)
 {
     struct rc_wstate *ws = s->ws;
-    uint64_t now = rc_now_us(), window = kick_window_us(s);
+    uint64_t now, window = kick_window_us(s);
 
+    if (s->wk->freeing)
+        return; /* the targets may be gone; the outboxes are dropped */
+    now = rc_now_us();
     for (int t = 0; t < s->wk->n; t++) {
         struct outq *q = &ws->out[t];
         struct rc_server *ts = s->wk->w[t];
@@ -1159,6 +1163,7 @@ void rc_workers_free(struct rc_server *s)
     if (!wk)
         return;
     join_all(s);
+    wk->freeing = true;
     /* Every thread has stopped: what is still in flight is dropped. */
     for (int i = 0; i < wk->n; i++)
         discard_posts(wk->w[i]->ws);

@@ -66,6 +66,7 @@ struct rc_workers {
     int failed;   /* first -errno a thread reported, 0 = none */
     bool go;      /* run (or, with stop requested, just tear down) */
     int nthreads; /* threads started, joined by rc_workers_free */
+    bool freeing; /* every thread has ended: posts are no longer handed over */
 };
 
 /* An entry of a connection's hold list (struct rc_conn.hold_head): output
