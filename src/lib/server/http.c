@@ -57,6 +57,7 @@ struct rc_http {
     struct rc_buf msg;         /* WebSocket message being assembled, unmasked */
     uint8_t msg_op;            /* its opcode (text or binary), 0 when none */
     bool close_sent;           /* a close frame is queued */
+    bool msg_waiting;          /* msg is a command waiting for a hole (worker.h) */
 };
 
 /* Scratch space shared by the server's HTTP connections (one loop thread). */
@@ -442,6 +443,12 @@ static void ws_command(struct rc_server *s, struct rc_conn *c, const char *p, si
         h->argvlen[i] = h->lens[i];
     }
     req = (struct rc_req){argc, h->argv, h->argvlen};
+    if (RC_UNLIKELY(c->nholes > 0) && rc_req_waits_for_holes(&req)) {
+        /* Run again, from c->http->msg, once the holes fill. */
+        c->io.flags |= RC_CONN_PAUSED;
+        c->http->msg_waiting = true;
+        return;
+    }
     rc_cmd_execute(s, c, &req);
     if ((c->io.flags & RC_IO_CLOSE_AFTER_REPLY) && !c->http->close_sent)
         ws_close(s, c, RC_WS_NORMAL, "bye"); /* QUIT */
@@ -457,10 +464,20 @@ static void ws_message(struct rc_server *s, struct rc_conn *c)
         ws_close(s, c, RC_WS_BAD_DATA, "text message is not valid UTF-8");
     else
         ws_command(s, c, h->msg.p, h->msg.len);
+    if (h->msg_waiting)
+        return; /* kept for rc_http_ws_resume() */
     h->msg.len = 0;
     h->msg_op = 0;
     if (h->msg.cap > 64 * 1024)
         rc_buf_free(&h->msg);
+}
+
+void rc_http_ws_resume(struct rc_server *s, struct rc_conn *c)
+{
+    if (c->transport != RC_TRANSPORT_WS || !c->http || !c->http->msg_waiting)
+        return;
+    c->http->msg_waiting = false;
+    ws_message(s, c);
 }
 
 /* Serves the frames in buf; returns the bytes used. */
@@ -469,7 +486,8 @@ static size_t ws_process(struct rc_server *s, struct rc_conn *c, const char *buf
     struct rc_http *h = c->http;
     size_t pos = 0;
 
-    while (pos < len && !(c->io.flags & (RC_IO_CLOSE_ASAP | RC_IO_CLOSE_AFTER_REPLY))) {
+    while (pos < len && !(c->io.flags & (RC_IO_CLOSE_ASAP | RC_IO_CLOSE_AFTER_REPLY |
+                                         RC_CONN_PAUSED))) {
         const unsigned char *u = (const unsigned char *)buf + pos;
         struct rc_ws_frame f;
         int r = rc_ws_parse_header(u, len - pos, s->cfg.ws_max_frame, &f);

@@ -26,6 +26,8 @@ size_t rc_http_process(struct rc_server *s, struct rc_conn *c, const char *buf, 
 /* A WebSocket's command reply: turns the RESP in s->rbuf into JSON text
  * frames and queues them (rc_conn_flush_reply calls it). */
 void rc_http_ws_flush(struct rc_server *s, struct rc_conn *c);
+/* Runs the WebSocket command that waited for c's holes to fill (worker.h). */
+void rc_http_ws_resume(struct rc_server *s, struct rc_conn *c);
 /* Periodic check of a plain HTTP connection (not a stream or a WebSocket):
  * idle past http-idle-timeout it is closed; a request head incomplete that
  * long gets 408 first, however slowly its bytes trickle in. */

@@ -624,7 +624,7 @@ static void query_limit_exceeded(struct rc_server *s, struct rc_conn *c, size_t 
  * messages. Messages never wait behind a hole (worker.h), so with a hole
  * pending these wait for it instead: nothing can come before a SUBSCRIBE
  * confirmation, or after an UNSUBSCRIBE one. */
-static bool waits_for_holes(const struct rc_req *r)
+bool rc_req_waits_for_holes(const struct rc_req *r)
 {
     static const char *const names[] = {"subscribe",    "psubscribe",   "ssubscribe", "unsubscribe",
                                         "punsubscribe", "sunsubscribe", "reset",      "hello",
@@ -661,7 +661,7 @@ static size_t process(struct rc_server *s, struct rc_conn *c, const char *buf, s
         }
         if (c->parser.argc > 0 && RC_UNLIKELY(c->nholes > 0)) {
             struct rc_req req = {c->parser.argc, c->parser.argv, c->parser.argvlen};
-            if (waits_for_holes(&req)) {
+            if (rc_req_waits_for_holes(&req)) {
                 /* Parsed again, from the query buffer, once the holes fill. */
                 c->io.flags |= RC_CONN_PAUSED;
                 break;
@@ -847,8 +847,10 @@ void rc_conn_holes_done(struct rc_server *s, struct rc_conn *c)
         /* Run what it held back: its next command waited for the holes. */
         size_t qcap = c->qbuf.cap, used;
         c->io.flags &= ~RC_CONN_PAUSED;
-        if (!(c->io.flags & (RC_IO_CLOSE_ASAP | RC_IO_CLOSE_AFTER_REPLY)) && !s->stopping &&
-            c->qbuf.len) {
+        if (!(c->io.flags & (RC_IO_CLOSE_ASAP | RC_IO_CLOSE_AFTER_REPLY)) && !s->stopping)
+            rc_http_ws_resume(s, c); /* a WebSocket command held back whole */
+        if (!(c->io.flags & (RC_IO_CLOSE_ASAP | RC_IO_CLOSE_AFTER_REPLY | RC_CONN_PAUSED)) &&
+            !s->stopping && c->qbuf.len) {
             used = process(s, c, c->qbuf.p, c->qbuf.len);
             rc_buf_consume(&c->qbuf, used);
             s->mem_qbuf += c->qbuf.cap - qcap;

@@ -224,6 +224,11 @@ void rc_conn_push_bytes(struct rc_server *s, struct rc_conn *c, const void *p, s
  * limit: the hold list releasing what waited (worker.c). */
 void rc_conn_queue(struct rc_server *s, struct rc_conn *c, struct rc_slab *slab, uint32_t off,
                    uint32_t len);
+/* Commands that wait, unparsed, for the connection's holes to fill: those
+ * whose replies are pushes a subscriber must see in order with its
+ * messages (SUBSCRIBE and the like; messages pass holes). */
+struct rc_req;
+bool rc_req_waits_for_holes(const struct rc_req *r);
 /* c's last hole was filled: runs the input it held back, or frees it if
  * it was only waiting for that. */
 void rc_conn_holes_done(struct rc_server *s, struct rc_conn *c);
