@@ -149,7 +149,8 @@ struct rc_wstate {
     int efd;                        /* woken through this when the backend has no kick */
     bool draining;
     struct outq out[RC_MAX_WORKERS];
-    struct rc_dict *own[2]; /* [shard] name -> struct tally */
+    struct rc_dict *own[2]; /* [shard] every channel with a subscriber -> struct tally */
+    uint64_t nowned[2];     /* of which this worker owns */
     struct rc_dict *pats;   /* pattern -> struct tally */
     struct tally **patlist; /* every pattern with a subscriber anywhere */
     uint32_t npat, patcap;
@@ -391,11 +392,15 @@ static void own_apply(struct rc_server *s, bool shard, int from, const char *nam
             return;
         t = tally_new(s, name, len, false);
         rc_dict_add(d, name, len, t);
+        if (owner_of(s, name, len) == s->widx)
+            s->ws->nowned[shard]++;
     }
     tally_add(t, from, delta);
     if (t->total == 0) {
         rc_dict_del(d, name, len);
         free(t);
+        if (owner_of(s, name, len) == s->widx)
+            s->ws->nowned[shard]--;
     }
 }
 
@@ -443,22 +448,24 @@ void rc_worker_count(void *arg, enum rc_sub_kind kind, const char *name, size_t 
         }
         return;
     }
-    int o = owner_of(s, name, len);
-    if (o == s->widx) {
-        own_apply(s, kind == RC_SUB_SHARD, o, name, len, delta);
-        return;
+    /* Every worker keeps every channel's tally: the owner to know where
+     * to post, the others to answer PUBLISH at once (rc_route_publish). */
+    own_apply(s, kind == RC_SUB_SHARD, s->widx, name, len, delta);
+    for (int t = 0; t < s->wk->n; t++) {
+        if (t == s->widx)
+            continue;
+        struct post *p = post_new(P_DELTA, s, len);
+        memcpy(p->data, name, len);
+        p->clen = len;
+        p->kind = (uint8_t)kind;
+        p->delta = delta;
+        post_to(s, t, p);
     }
-    struct post *p = post_new(P_DELTA, s, len);
-    memcpy(p->data, name, len);
-    p->clen = len;
-    p->kind = (uint8_t)kind;
-    p->delta = delta;
-    post_to(s, o, p);
 }
 
 uint64_t rc_worker_owned(struct rc_server *s, bool shard)
 {
-    return rc_dict_size(s->ws->own[shard]);
+    return s->ws->nowned[shard];
 }
 
 void rc_worker_each_owned(struct rc_server *s, bool shard,
@@ -471,7 +478,8 @@ void rc_worker_each_owned(struct rc_server *s, bool shard,
 
     rc_dict_iter_init(&it);
     while (rc_dict_next(s->ws->own[shard], &it, &k, &kl, &v))
-        fn(arg, k, kl);
+        if (owner_of(s, k, kl) == s->widx)
+            fn(arg, k, kl);
 }
 
 size_t rc_worker_numpat(struct rc_server *s)
@@ -481,26 +489,38 @@ size_t rc_worker_numpat(struct rc_server *s)
 
 /* ---- Publishing ---- */
 
-/* The owner's side of a publish: stamp, deliver here, post to the others. */
-static uint64_t owner_publish(struct rc_server *s, bool shard, const char *chan, size_t clen,
-                              const char *payload, size_t len)
+/* Subscribers of chan on every worker (Redis's count: pattern subscribers
+ * once per matching pattern), and the workers holding them. */
+static uint64_t tally_of(struct rc_server *s, bool shard, const char *chan, size_t clen,
+                         uint64_t *mask)
 {
     struct rc_wstate *ws = s->ws;
     struct tally *t = rc_dict_get(ws->own[shard], chan, clen);
-    uint64_t receivers = 0, mask = 0;
-    struct rc_stamp st = {0};
+    uint64_t receivers = 0;
 
+    *mask = 0;
     if (t) {
         receivers += t->total;
-        mask |= t->mask;
+        *mask |= t->mask;
     }
     for (uint32_t i = 0; !shard && i < ws->npat; i++) {
         const struct tally *p = ws->patlist[i];
         if (rc_glob_match(p->name, p->len, chan, clen)) {
             receivers += p->total;
-            mask |= p->mask;
+            *mask |= p->mask;
         }
     }
+    return receivers;
+}
+
+/* The owner's side of a publish: stamp, deliver here, post to the others. */
+static uint64_t owner_publish(struct rc_server *s, bool shard, const char *chan, size_t clen,
+                              const char *payload, size_t len)
+{
+    struct rc_wstate *ws = s->ws;
+    uint64_t mask, receivers = tally_of(s, shard, chan, clen, &mask);
+    struct rc_stamp st = {0};
+
     ws->ctr.owned_pubs++;
     /* Always through this engine: it counts the publish and keeps the
      * market-data state (and stamp) of channels it owns. */
@@ -528,6 +548,25 @@ static uint64_t owner_publish(struct rc_server *s, bool shard, const char *chan,
     return receivers;
 }
 
+/* Does c itself receive a publish on chan? */
+static bool conn_receives(const struct rc_conn *c, bool shard, const char *chan, size_t clen)
+{
+    struct rc_dict_iter it;
+    const char *k;
+    size_t kl;
+    void *v;
+
+    if (rc_sink_has(&c->sink, shard ? RC_SUB_SHARD : RC_SUB_CHANNEL, chan, clen))
+        return true;
+    if (shard || !c->sink.subs[RC_SUB_PATTERN])
+        return false;
+    rc_dict_iter_init(&it);
+    while (rc_dict_next(c->sink.subs[RC_SUB_PATTERN], &it, &k, &kl, &v))
+        if (rc_glob_match(k, kl, chan, clen))
+            return true;
+    return false;
+}
+
 int64_t rc_route_publish(struct rc_server *s, struct rc_conn *c, bool shard, const char *chan,
                          size_t clen, const char *payload, size_t len)
 {
@@ -542,13 +581,22 @@ int64_t rc_route_publish(struct rc_server *s, struct rc_conn *c, bool shard, con
     p->clen = clen;
     p->len = len;
     p->kind = shard;
-    if (c) {
-        p->c = c;
-        p->hole = rc_hold_hole(s, c);
-    }
     post_to(s, o, p);
     s->ws->ctr.forwarded_pubs++;
-    return c ? -1 : 0;
+    /* This worker's tallies count the receivers as the owner's do (every
+     * subscription change reaches every worker before its confirmation
+     * leaves), so the reply goes now and the publisher's pipeline never
+     * waits for the owner. Unless the publisher receives the message
+     * itself (a RESP3 client subscribed to the channel): then, as from
+     * Redis, the message comes first and the reply follows it, from the
+     * owner, through a hole. */
+    if (c && RC_UNLIKELY(rc_sink_subscribed(&c->sink)) && conn_receives(c, shard, chan, clen)) {
+        p->c = c;
+        p->hole = rc_hold_hole(s, c);
+        return -1;
+    }
+    uint64_t mask;
+    return (int64_t)tally_of(s, shard, chan, clen, &mask);
 }
 
 /* ---- Holes ---- */
