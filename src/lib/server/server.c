@@ -790,7 +790,7 @@ bool rc_server_release_tick(struct rc_server *s)
             break;
         *pp = c->rel_next;
         c->io.flags &= ~RC_CONN_RELEASING;
-        if ((c->io.flags & RC_CONN_FREE_WAIT) && c->nholes)
+        if ((c->io.flags & RC_CONN_FREE_WAIT) && (c->nholes || c->posted))
             hole_wait(s, c);
         else if (c->io.flags & RC_CONN_FREE_WAIT)
             conn_free_now(s, c);
@@ -820,7 +820,7 @@ void rc_conn_unlink(struct rc_server *s, struct rc_conn *c, const char *reason)
 void rc_conn_free(struct rc_server *s, struct rc_conn *c)
 {
     assert(c->io.flags & RC_IO_UNLINKED);
-    if ((c->io.flags & RC_CONN_RELEASING) || c->nholes) {
+    if ((c->io.flags & RC_CONN_RELEASING) || c->nholes || c->posted) {
         /* Channels still point at its sink, or other workers' replies at
          * its holes: free it with the last slice, or the last reply. */
         c->io.flags |= RC_CONN_FREE_WAIT;
@@ -843,7 +843,7 @@ static void hole_wait(struct rc_server *s, struct rc_conn *c)
 
 void rc_conn_holes_done(struct rc_server *s, struct rc_conn *c)
 {
-    if ((c->io.flags & RC_CONN_PAUSED) && !(c->io.flags & RC_IO_UNLINKED)) {
+    if (c->nholes == 0 && (c->io.flags & RC_CONN_PAUSED) && !(c->io.flags & RC_IO_UNLINKED)) {
         /* Run what it held back: its next command waited for the holes. */
         size_t qcap = c->qbuf.cap, used;
         c->io.flags &= ~RC_CONN_PAUSED;
@@ -857,7 +857,8 @@ void rc_conn_holes_done(struct rc_server *s, struct rc_conn *c)
         }
         return;
     }
-    if (!(c->io.flags & RC_CONN_FREE_WAIT) || (c->io.flags & RC_CONN_RELEASING))
+    if (c->nholes || c->posted || !(c->io.flags & RC_CONN_FREE_WAIT) ||
+        (c->io.flags & RC_CONN_RELEASING))
         return;
     if (c->hw_prev)
         c->hw_prev->hw_next = c->hw_next;

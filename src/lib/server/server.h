@@ -96,6 +96,7 @@ struct rc_conn {
     /* Output waiting behind replies other workers compute (worker.h). */
     struct rc_hold *hold_head, *hold_tail;
     uint32_t nholes; /* holes not yet filled; the connection is not freed before */
+    uint32_t posted; /* its publishes posted to an owner, not yet acknowledged (nor freed) */
     struct rc_conn *hw_prev, *hw_next; /* on the server's hole_waiters list */
 };
 

@@ -583,15 +583,23 @@ int64_t rc_route_publish(struct rc_server *s, struct rc_conn *c, bool shard, con
     p->kind = shard;
     post_to(s, o, p);
     s->ws->ctr.forwarded_pubs++;
+    if (!c)
+        return 0;
+    /* The owner acknowledges each post (P_REPLY), which bounds what one
+     * connection can have in flight to owners. */
+    p->c = c;
+    c->posted++;
     /* This worker's tallies count the receivers as the owner's do (every
      * subscription change reaches every worker before its confirmation
-     * leaves), so the reply goes now and the publisher's pipeline never
-     * waits for the owner. Unless the publisher receives the message
-     * itself (a RESP3 client subscribed to the channel): then, as from
-     * Redis, the message comes first and the reply follows it, from the
-     * owner, through a hole. */
-    if (c && RC_UNLIKELY(rc_sink_subscribed(&c->sink)) && conn_receives(c, shard, chan, clen)) {
-        p->c = c;
+     * leaves), so the reply goes now and the publisher's pipeline does not
+     * wait for the owner. Unless the publisher receives the message itself
+     * (a RESP3 client subscribed to the channel): then, as from Redis, the
+     * message comes first and the reply follows it, from the owner, through
+     * a hole. Past RC_PUB_WINDOW unacknowledged publishes the reply waits
+     * too: a publisher faster than the owners can fan out is held back by
+     * its own pipeline, instead of filling their inboxes without bound. */
+    if (c->posted > RC_PUB_WINDOW ||
+        (RC_UNLIKELY(rc_sink_subscribed(&c->sink)) && conn_receives(c, shard, chan, clen))) {
         p->hole = rc_hold_hole(s, c);
         return -1;
     }
@@ -712,6 +720,7 @@ void rc_hold_free(struct rc_conn *c)
     hold_list_free(c->hold_head);
     c->hold_head = c->hold_tail = NULL;
     c->nholes = 0;
+    c->posted = 0; /* teardown: the acknowledgements will not come */
     c->io.held = false;
 }
 
@@ -902,7 +911,13 @@ static void handle(struct rc_server *s, struct post *p)
         p->blob = NULL;
         break;
     }
-    case P_REPLY: reply_count(s, p->c, p->hole, p->count); break;
+    case P_REPLY:
+        p->c->posted--;
+        if (p->hole)
+            reply_count(s, p->c, p->hole, p->count);
+        else
+            rc_conn_holes_done(s, p->c); /* frees it if only this was left */
+        break;
     case P_DELTA: own_apply(s, p->kind == RC_SUB_SHARD, p->from, p->data, p->clen, p->delta); break;
     case P_PATDELTA: pat_apply(s, p->from, p->data, p->clen, p->delta); break;
     case P_GATHER: {
@@ -973,7 +988,7 @@ bool rc_worker_idle(struct rc_server *s)
         if (ws->out[t].head)
             return false;
     RC_FOR_EACH_CONN(s, c)
-    if (c->nholes)
+    if (c->nholes || c->posted)
         return false;
     return true;
 }

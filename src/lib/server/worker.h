@@ -47,6 +47,10 @@ struct rc_req;
 struct rc_wstate;
 struct rc_slab;
 
+/* Publishes one connection may have posted to owners and not yet had
+ * acknowledged before its replies wait for them (worker.c). */
+#define RC_PUB_WINDOW 1024
+
 /* What the workers of one server share. */
 struct rc_workers {
     int n;
