@@ -486,8 +486,8 @@ static size_t ws_process(struct rc_server *s, struct rc_conn *c, const char *buf
     struct rc_http *h = c->http;
     size_t pos = 0;
 
-    while (pos < len && !(c->io.flags & (RC_IO_CLOSE_ASAP | RC_IO_CLOSE_AFTER_REPLY |
-                                         RC_CONN_PAUSED))) {
+    while (pos < len &&
+           !(c->io.flags & (RC_IO_CLOSE_ASAP | RC_IO_CLOSE_AFTER_REPLY | RC_CONN_PAUSED))) {
         const unsigned char *u = (const unsigned char *)buf + pos;
         struct rc_ws_frame f;
         int r = rc_ws_parse_header(u, len - pos, s->cfg.ws_max_frame, &f);

@@ -21,27 +21,29 @@
  *    worker agrees on who subscribed before a PUBLISH, as Redis's one thread
  *    does.
  *
- *  - Owners. owner(name) = hash(name) mod N. The owner keeps, per channel
- *    it owns, the subscriber count on each worker (DELTA posts, sent by the
- *    engine's count hook on every subscribe and unsubscribe); every worker
- *    keeps a copy of the pattern table (PATDELTA posts to all). A publish
- *    goes to the owner (PUB), which stamps it in its engine (market-data
- *    epoch and sequence), counts the receivers (channel total plus matching
- *    patterns), and posts one reference-counted blob to each other worker
- *    with interest (DELIVER); market-data channels go to every worker, so
- *    that each keeps a full copy of the last value and history for
- *    SUBSCRIBE snapshots and RC.RESUME. A worker receiving a blob publishes
- *    it into its own engine with the owner's stamp; its engine encodes once
- *    per wire format present there, into its own slabs, whose reference
- *    counts stay plain integers. Only the blob's count is atomic, touched
- *    once per worker, not once per subscriber.
+ *  - Owners. owner(name) = hash(name) mod N. Every worker keeps a tally of
+ *    every channel and pattern with subscribers (subscribers per worker),
+ *    kept by DELTA / PATDELTA posts that the engine's count hook sends to
+ *    all on every subscribe and unsubscribe. A publish goes to the owner
+ *    (PUB), which stamps it in its engine (market-data epoch and sequence)
+ *    and posts one reference-counted blob to each other worker with interest
+ *    (DELIVER); market-data channels go to every worker, so that each keeps
+ *    a full copy of the last value and history for SUBSCRIBE snapshots and
+ *    RC.RESUME. A worker receiving a blob publishes it into its own engine
+ *    with the owner's stamp; its engine encodes once per wire format present
+ *    there, into its own slabs, whose reference counts stay plain integers.
+ *    Only the blob's count is atomic, touched once per worker, not once per
+ *    subscriber. The worker that took the PUBLISH replies from its own tally
+ *    and the owner acknowledges the post (REPLY), which bounds how many one
+ *    connection has in flight (RC_PUB_WINDOW).
  *
- *  - Holes. A PUBLISH whose owner is elsewhere gets a hole in its
- *    connection's output; the owner's REPLY post fills it. Output for the
- *    connection in the meantime (replies to later pipelined commands,
- *    messages) is kept, in order, in its hold list, and released when the
- *    holes before it are filled. The connection is never blocked from being
- *    read, so a pipelining publisher keeps its pipeline full.
+ *  - Holes. A reply another worker computes (a PUBLISH past the window, or
+ *    whose publisher receives the message itself; a gather) gets a hole in
+ *    its connection's output; the REPLY or the last PART post fills it.
+ *    Replies to later pipelined commands wait in the hold list, in order;
+ *    messages do not (they are not replies), and a subscription command
+ *    behind a hole waits for it instead. The connection is never blocked
+ *    from being read.
  *
  * SPDX-License-Identifier: BSD-3-Clause
  */
@@ -64,8 +66,8 @@
 enum post_type {
     P_PUB,      /* publish on a channel this worker owns; reply to (c, hole) on `from` */
     P_DELIVER,  /* a stamped message for this worker's subscribers */
-    P_REPLY,    /* the receiver count of a P_PUB, for (c, hole) */
-    P_DELTA,    /* subscribers of an owned (shard) channel on `from` changed */
+    P_REPLY,    /* a P_PUB done: its acknowledgement, and the receiver count for a hole */
+    P_DELTA,    /* subscribers of a (shard) channel on `from` changed */
     P_PATDELTA, /* subscribers of a pattern on `from` changed */
     P_GATHER,   /* compute a part of g */
     P_PART,     /* a part of g, computed by `from` */

@@ -12,13 +12,15 @@
  * stamps it (market-data sequence and last value), delivers it to its own
  * subscribers and posts one reference-counted copy to every other worker
  * with local interest, in the order it stamped them: every subscriber on
- * every worker sees the channel's messages in one order. Each worker tells a
- * channel's owner how many subscribers it has there (count deltas), and
- * every worker keeps a copy of the pattern table (pattern -> subscribers
- * per worker), so the owner knows the receiver count PUBLISH replies and
- * which workers to post to. The reply to a PUBLISH taken by another worker
- * comes back as a post; until then the connection's later output waits in
- * order behind it (a hole), while the connection goes on being read.
+ * every worker sees the channel's messages in one order. Each worker tells
+ * every other one how many subscribers it has of each channel and pattern
+ * (count deltas), so every worker keeps a tally of them all: the owner
+ * knows which workers to post to, and the worker that took the PUBLISH
+ * knows the receiver count to reply with at once. The owner acknowledges
+ * each forwarded publish; a connection with too many unacknowledged ones,
+ * or one that receives its own message, gets the reply from the owner
+ * instead, through a hole: its later output waits in order behind it,
+ * while the connection goes on being read.
  *
  * Server-wide answers (PUBSUB, CLIENT LIST/KILL, INFO, /metrics) are
  * gathered: each worker computes its part on its own thread, the asking
