@@ -124,6 +124,11 @@ static const struct rc_mdata_rule *match_rule(const struct rc_engine *e, const c
     return NULL;
 }
 
+bool rc_mdata_applies(const struct rc_engine *e, const char *chan, size_t clen)
+{
+    return e->mdcfg && e->mdcfg->nrules > 0 && match_rule(e, chan, clen) != NULL;
+}
+
 static void ref_drop(struct rc_ref *f)
 {
     if (f->slab)

@@ -66,6 +66,8 @@ size_t rc_mdata_lastp(struct rc_engine *e, const char *pat, size_t plen, uint64_
                       void *arg);
 /* Drops chan's state (last value, history, sequence); false when it had none. */
 bool rc_mdata_del(struct rc_engine *e, const char *chan, size_t clen);
+/* Does an mdata rule match chan (a channel with market-data state)? */
+bool rc_mdata_applies(const struct rc_engine *e, const char *chan, size_t clen);
 
 /* chan's stream broke outside the engine (messages may have been lost
  * before they reached it: an upstream outage). When chan is sequenced, it

@@ -601,7 +601,11 @@ int64_t rc_route_publish(struct rc_server *s, struct rc_conn *c, bool shard, con
      * too: a publisher faster than the owners can fan out is held back by
      * its own pipeline, instead of filling their inboxes without bound. */
     if (c->posted > RC_PUB_WINDOW ||
-        (RC_UNLIKELY(rc_sink_subscribed(&c->sink)) && conn_receives(c, shard, chan, clen))) {
+        (RC_UNLIKELY(rc_sink_subscribed(&c->sink)) && conn_receives(c, shard, chan, clen)) ||
+        /* A market-data channel: what the client asks next (RC.LAST, a
+         * SUBSCRIBE's snapshot) must see this message in its worker's copy,
+         * which the owner's delivery reaches before its reply does. */
+        (RC_UNLIKELY(s->cfg.md.nrules > 0) && !shard && rc_mdata_applies(s->eng, chan, clen))) {
         p->hole = rc_hold_hole(s, c);
         return -1;
     }
