@@ -115,18 +115,19 @@ def main():
     ap.add_argument("--ringcastd", default=os.path.join(HERE, "..", "build-release", "ringcastd"))
     ap.add_argument("--messages", type=int, default=200000)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--io", default="uring")
     a = ap.parse_args()
     os.environ["RINGCASTD"] = os.path.abspath(a.ringcastd)
     chan = b"xpost"
     results = {k: [] for k in ("local", "deliver", "forward")}
-    with rchelper.Server(flags=["--workers", "2"]) as srv, srv.conn(timeout=30) as ctl:
+    with rchelper.Server(io=a.io, flags=["--workers", "2"]) as srv, srv.conn(timeout=30) as ctl:
         owner = owner_of(srv, ctl, chan)
         for r in range(a.runs):
             for layout in ("local", "deliver", "forward"):
                 results[layout].append(run(srv, ctl, layout, chan, owner, a.messages))
     base = statistics.median(c for c, _ in results["local"])
-    print("ringcastd --workers 2 (io_uring), %d messages of 64 B, 1 subscriber, %d runs each, "
-          "medians; server and this script share the machine's cores" % (a.messages, a.runs))
+    print("ringcastd --workers 2 --io %s, %d messages of 64 B, 1 subscriber, %d runs each, "
+          "medians; server and this script share the machine's cores" % (a.io, a.messages, a.runs))
     print("| layout | server CPU s | ns CPU / message | extra ns / message | wall s |")
     print("|---|---:|---:|---:|---:|")
     for layout, rs in results.items():
