@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """xpost -- what a message costs when it crosses workers (ringcastd --workers 2).
 
-Starts `ringcastd --workers 2` and places one publisher and one subscriber
+Starts `ringcastd --workers 2 --io uring` (or --io) and places one publisher and one subscriber
 (worker 0 deals connections in turn, CLIENT LIST says where each landed) on
 a channel whose owner is known (INFO workers: owned_publishes), in three
 layouts:
