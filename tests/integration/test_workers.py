@@ -841,6 +841,56 @@ def test_h_sigterm_flushes_queued_output_on_every_worker():
         check("ready to exit" in srv.log(), "the shutdown is logged", got=srv.log()[-500:])
 
 
+# ---------------------------------------------------------------- i. window
+
+WIN_MSGS = 6000  # more than RC_PUB_WINDOW (1024) publishes in one pipeline
+
+
+def owner_of(ctl, chan):
+    """Which worker owns chan: the one whose owned_publishes grows on a publish."""
+    def owned():
+        sec = rc.info_sections(info(ctl, "workers"))["workers"]
+        return {int(k[6:]): int(dict(x.split("=") for x in v.split(","))["owned_publishes"])
+                for k, v in sec.items()}
+    before = owned()
+    ctl.cmd("PUBLISH", chan, "probe")
+    after = owned()
+    won = [w for w in after if after[w] > before.get(w, 0)]
+    check_eq(len(won), 1, "one worker stamped the probe publish of %r" % chan)
+    return won[0]
+
+
+def test_i_publisher_past_the_in_flight_window():
+    """A publisher on one worker pipelines 6,000 publishes to a channel owned by
+    the other. Each reply comes at once from the publisher's worker, or, past
+    1,024 publishes the owner has not acknowledged yet, from the owner through
+    a hole (which one depends on how fast the owner keeps up). Either way every
+    reply is the right count, in order, and the subscriber gets every message
+    in order."""
+    skip_unless_ringcast()
+    chan = b"window"
+    with server(2) as srv, srv.conn(timeout=30) as ctl:
+        owner = owner_of(ctl, chan)
+        conns = conns_on_each_worker(srv, 2, 1, "window")
+        pub = conns[1 - owner][0]
+        sub = subscribe_raw(srv.port, chan, 1)[0]
+        where = workers_by_addr(ctl, 2)
+        payloads = [rc.seq_payload(i, 32) for i in range(WIN_MSGS)]
+        want = b"".join(rc.message_frame(chan, p) for p in payloads)
+        pub.send(b"".join(rc.encode("PUBLISH", chan, p) for p in payloads))
+        replies = [pub.read(timeout=60) for _ in range(WIN_MSGS)]
+        check(all(r == 1 for r in replies), "every PUBLISH replied 1 (one subscriber)",
+              got=sorted(set(map(str, replies)))[:5])
+        got = read_all([sub], len(want), READ_DEADLINE, "window")
+        check(bytes(got[sub]) == want, "the subscriber (worker%s) got all %d messages in order"
+              % (where.get(addr_of(sub)), WIN_MSGS))
+        check_eq(pub.cmd("PING"), "PONG", "the publisher's connection still answers in order")
+        sub.close()
+        for cs in conns.values():
+            for c in cs:
+                c.close()
+
+
 if __name__ == "__main__":
     if rc.workers() != "1":
         print("test_workers: sets --workers itself; runs in the RINGCAST_WORKERS=1 pass only, "
@@ -853,4 +903,5 @@ if __name__ == "__main__":
                   test_e_info_workers_section_sums,
                   test_f_syscalls_per_delivery_two_vs_one_worker,
                   test_g_default_worker_count,
-                  test_h_sigterm_flushes_queued_output_on_every_worker])
+                  test_h_sigterm_flushes_queued_output_on_every_worker,
+                  test_i_publisher_past_the_in_flight_window])
