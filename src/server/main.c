@@ -45,6 +45,7 @@ static void usage(FILE *f)
                "  --port <n>                 TCP port (default 6380; 0 picks a free port)\n"
                "  --bind <addr> [<addr>...]  listen addresses (default 127.0.0.1)\n"
                "  --io uring|epoll|naive     I/O backend (default uring, falls back to epoll)\n"
+               "  --workers <n>              loop threads (default: one per CPU; 1 = one loop)\n"
                "  --maxclients <n>           connection limit (default 10000)\n"
                "  --requirepass <password>   require AUTH (default: none)\n"
                "  --http-port <n>            SSE, WebSocket, /metrics and the dashboard\n"
