@@ -25,3 +25,21 @@ for port in map(int, sys.argv[1:]):
             time.sleep(0.05)
 PY
 }
+
+# Prints the running script's "# Usage:" comment block (down to its SPDX line).
+usage() {
+    sed -n '/^# Usage:/,/^# SPDX/p' "$0" | sed '$d; s/^# \{0,1\}//'
+}
+
+# Stops the server whose PID is in SERVER_PID (TERM, up to 5 s, then KILL), and clears it.
+stop_server() {
+    [ -n "$SERVER_PID" ] || return 0
+    kill "$SERVER_PID" 2>/dev/null || true
+    for _ in $(seq 50); do
+        kill -0 "$SERVER_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -9 "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=""
+}

@@ -41,10 +41,6 @@ MAX_LOAD=2.0
 MAX_WAIT=600
 PROTOS=(resp sse ws)
 
-usage() {
-    sed -n '/^# Usage:/,/^# SPDX/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
-}
-
 while [ $# -gt 0 ]; do
     case "$1" in
     --scenarios) SCENARIOS=$2; shift ;;
@@ -67,10 +63,7 @@ HOST=$(hostname -s 2>/dev/null || hostname)
 TMP=$(mktemp -d /tmp/ringcast-transports.XXXXXX)
 SERVER_PID=""
 cleanup() {
-    if [ -n "$SERVER_PID" ]; then
-        kill "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
+    stop_server
     rm -rf "$TMP"
 }
 trap cleanup EXIT

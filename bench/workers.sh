@@ -69,10 +69,6 @@ MAX_LOAD=2.0
 MAX_WAIT=300
 REPORT=1
 
-usage() {
-    sed -n '/^# Usage:/,/^# SPDX/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
-}
-
 while [ $# -gt 0 ]; do
     case "$1" in
     --scenarios) SCENARIOS=$2; shift ;;
@@ -126,17 +122,6 @@ mkdir -p "$ROOT/bench/results"
 [ -n "$OUT" ] || OUT="$ROOT/bench/results/$(date +%Y-%m-%d-%H%M)-workers.jsonl"
 TMP=$(mktemp -d /tmp/ringcast-workers.XXXXXX)
 SERVER_PID=""
-stop_server() {
-    [ -n "$SERVER_PID" ] || return 0
-    kill "$SERVER_PID" 2>/dev/null || true
-    for _ in $(seq 50); do
-        kill -0 "$SERVER_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -9 "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=""
-}
 cleanup() {
     stop_server
     rm -rf "$TMP"
