@@ -161,6 +161,7 @@ struct rc_wstate {
     uint64_t dealt;                        /* connections dealt out (worker 0) */
     uint64_t last_kick_us[RC_MAX_WORKERS]; /* when each target was last woken */
     uint64_t kick_due_us[RC_MAX_WORKERS];  /* a deferred wake-up is due then, 0 = none */
+    uint64_t pending; /* targets with posts in their outbox or a deferred wake-up (bits) */
     struct rc_worker_counters ctr;
 };
 
@@ -203,6 +204,7 @@ static void post_to(struct rc_server *s, int t, struct post *p)
 {
     struct outq *q = &s->ws->out[t];
 
+    s->ws->pending |= bit(t);
     if (p->type != P_DELIVER && p->type != P_DELTA && p->type != P_PATDELTA)
         q->urgent = true;
     p->next = NULL;
@@ -285,12 +287,16 @@ static void kick_now(struct rc_server *s, int t, uint64_t now)
 void rc_worker_flush(struct rc_server *s)
 {
     struct rc_wstate *ws = s->ws;
-    uint64_t now, window = kick_window_us(s);
+    uint64_t now, window, todo = ws->pending;
 
-    if (s->wk->freeing)
-        return; /* the targets may be gone; the outboxes are dropped */
+    /* Called after every client's input: nothing to hand over is the
+     * common case, and costs one test. */
+    if (!todo || s->wk->freeing)
+        return; /* freeing: the targets may be gone; the outboxes are dropped */
     now = rc_now_us();
-    for (int t = 0; t < s->wk->n; t++) {
+    window = kick_window_us(s);
+    for (; todo; todo &= todo - 1) {
+        int t = __builtin_ctzll(todo);
         struct outq *q = &ws->out[t];
         struct rc_server *ts = s->wk->w[t];
         struct rc_wstate *tw = ts->ws;
@@ -301,8 +307,11 @@ void rc_worker_flush(struct rc_server *s)
             if (atomic_load(&tw->in_any))
                 kick_now(s, t, now);
         }
-        if (!q->head)
+        if (!q->head) {
+            if (!ws->kick_due_us[t])
+                ws->pending &= ~bit(t);
             continue;
+        }
         spin_lock(s, &tw->mu);
         if (tw->in_tail)
             tw->in_tail->next = q->head;
@@ -324,6 +333,8 @@ void rc_worker_flush(struct rc_server *s)
         else if (!ws->kick_due_us[t])
             ws->kick_due_us[t] = ws->last_kick_us[t] + window;
         q->urgent = false;
+        if (!ws->kick_due_us[t])
+            ws->pending &= ~bit(t);
     }
 }
 
@@ -333,8 +344,8 @@ int rc_worker_wait_ms(struct rc_server *s, int timeout_ms)
 
     if (!s->ws)
         return timeout_ms;
-    for (int t = 0; t < s->wk->n; t++) {
-        uint64_t due = s->ws->kick_due_us[t];
+    for (uint64_t todo = s->ws->pending; todo; todo &= todo - 1) {
+        uint64_t due = s->ws->kick_due_us[__builtin_ctzll(todo)];
         if (!due)
             continue;
         if (!now)
