@@ -50,21 +50,6 @@ def worker_of(ctl, conn):
     raise rchelper.Failure("connection %d not in CLIENT LIST" % me)
 
 
-def owner_of(srv, ctl, chan):
-    """Publishes once and looks which worker counted it as its owner."""
-    def owned():
-        out = {}
-        sec = rchelper.info_sections(ctl.cmd("INFO", "workers"))["workers"]
-        for k, v in sec.items():
-            kv = dict(x.split("=") for x in v.split(","))
-            out[int(k[6:])] = int(kv["owned_publishes"])
-        return out
-    before = owned()
-    ctl.cmd("PUBLISH", chan, "probe")
-    after = owned()
-    return [w for w in after if after[w] > before.get(w, 0)][0]
-
-
 def conn_on(srv, ctl, want, keep):
     """A connection on worker want (dealt in turn: open until one lands there)."""
     for _ in range(8):
@@ -121,7 +106,7 @@ def main():
     chan = b"xpost"
     results = {k: [] for k in ("local", "deliver", "forward")}
     with rchelper.Server(io=a.io, flags=["--workers", "2"]) as srv, srv.conn(timeout=30) as ctl:
-        owner = owner_of(srv, ctl, chan)
+        owner = rchelper.channel_owner(ctl, chan)
         for r in range(a.runs):
             for layout in ("local", "deliver", "forward"):
                 results[layout].append(run(srv, ctl, layout, chan, owner, a.messages))

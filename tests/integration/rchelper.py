@@ -640,6 +640,21 @@ def server_workers(port):
     return int(info_sections(text).get("server", {}).get("workers", "1"))
 
 
+def channel_owner(conn, chan):
+    """Which worker of a --workers N server owns chan: the one whose INFO workers
+    `owned_publishes` grows when conn publishes a probe message on it."""
+    def owned():
+        sec = info_sections(conn.cmd("INFO", "workers").decode()).get("workers", {})
+        return {int(k[6:]): int(dict(x.split("=") for x in v.split(","))["owned_publishes"])
+                for k, v in sec.items()}
+    before = owned()
+    conn.cmd("PUBLISH", chan, "probe")
+    after = owned()
+    won = [w for w in after if after[w] > before.get(w, 0)]
+    check_eq(len(won), 1, "one worker stamped the probe publish of %r" % chan)
+    return won[0]
+
+
 def info_sections(text):
     """Parses INFO text into {section: {field: value}} (section names lower-case)."""
     if isinstance(text, bytes):

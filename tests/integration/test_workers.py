@@ -846,20 +846,6 @@ def test_h_sigterm_flushes_queued_output_on_every_worker():
 WIN_MSGS = 6000  # more than RC_PUB_WINDOW (1024) publishes in one pipeline
 
 
-def owner_of(ctl, chan):
-    """Which worker owns chan: the one whose owned_publishes grows on a publish."""
-    def owned():
-        sec = rc.info_sections(info(ctl, "workers"))["workers"]
-        return {int(k[6:]): int(dict(x.split("=") for x in v.split(","))["owned_publishes"])
-                for k, v in sec.items()}
-    before = owned()
-    ctl.cmd("PUBLISH", chan, "probe")
-    after = owned()
-    won = [w for w in after if after[w] > before.get(w, 0)]
-    check_eq(len(won), 1, "one worker stamped the probe publish of %r" % chan)
-    return won[0]
-
-
 def test_i_publisher_past_the_in_flight_window():
     """A publisher on one worker pipelines 6,000 publishes to a channel owned by
     the other. Each reply comes at once from the publisher's worker, or, past
@@ -870,7 +856,7 @@ def test_i_publisher_past_the_in_flight_window():
     skip_unless_ringcast()
     chan = b"window"
     with server(2) as srv, srv.conn(timeout=30) as ctl:
-        owner = owner_of(ctl, chan)
+        owner = rc.channel_owner(ctl, chan)
         conns = conns_on_each_worker(srv, 2, 1, "window")
         pub = conns[1 - owner][0]
         sub = subscribe_raw(srv.port, chan, 1)[0]
