@@ -1,7 +1,7 @@
 """test_workers -- `ringcastd --workers N`: N loop threads that behave as one server.
 
-Connections are spread over the workers by the kernel (SO_REUSEPORT), so the
-tests never assume where one lands: they ask (CLIENT INFO / CLIENT LIST end
+Worker 0 accepts and deals connections out to the workers in turn, but the
+tests do not rely on that order: they ask (CLIENT INFO / CLIENT LIST end
 with ` rc-worker=<k>` when N > 1) and open more connections, a bounded
 number, until every worker has what the case needs. Every case starts its
 own ringcastd with an explicit --workers, so the file behaves the same under
@@ -118,7 +118,7 @@ def conns_on_each_worker(srv, nworkers, per_worker, what):
     opened = 0
     while any(len(v) < per_worker for v in have.values()):
         check(opened < per_worker * nworkers + MAX_EXTRA,
-              "%s: the kernel put connections on every worker (SO_REUSEPORT) within %d "
+              "%s: connections reached every worker within %d "
               "connections" % (what, per_worker * nworkers + MAX_EXTRA),
               "%d on each of %d workers" % (per_worker, nworkers),
               {w: len(v) for w, v in have.items()})
