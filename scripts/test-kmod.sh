@@ -15,6 +15,7 @@
 #
 #   scripts/test-kmod.sh            both kernels (make test-kmod)
 #   KMOD_KERNELS=linux-image-cloud-amd64 scripts/test-kmod.sh    one of them
+#   KMOD_BENCH=1 scripts/test-kmod.sh    also tests/kmod/kmod_bench (docs/kmod.md)
 # Packages and builds are cached under build/kmod/ (KMOD_CACHE).
 # Exit status: 0 when every kernel passed, 1 otherwise.
 set -euo pipefail
@@ -25,6 +26,7 @@ CACHE=${KMOD_CACHE:-$ROOT/build/kmod}
 KERNELS=${KMOD_KERNELS:-"linux-image-cloud-amd64 linux-image-6.12-cloud-amd64"}
 BOOT_TIMEOUT=${KMOD_BOOT_TIMEOUT:-300}
 JOBS=${KMOD_JOBS:-2}
+BENCH=${KMOD_BENCH:-0}
 
 log() { echo "test-kmod: $*" >&2; }
 fail() {
@@ -61,6 +63,10 @@ log "building the guest programs"
 CFLAGS_T=(-static -O2 -g0 -std=gnu11 -Wall -Wextra -Werror -I"$ROOT/include")
 gcc "${CFLAGS_T[@]}" -o "$CACHE/bin/kmod_ioctl_test" tests/kmod/kmod_ioctl_test.c
 gcc "${CFLAGS_T[@]}" -o "$CACHE/bin/guest_fanout" tests/kmod/guest_fanout.c
+rm -f "$CACHE/bin/kmod_bench"
+if [ "$BENCH" = 1 ]; then
+    gcc "${CFLAGS_T[@]}" -o "$CACHE/bin/kmod_bench" tests/kmod/kmod_bench.c -l:liburing.a
+fi
 
 # ringcastd, linked statically from the objects of a build of its own (the
 # CMake build links liburing by its .so path, so the static link is ours).
@@ -148,6 +154,7 @@ if insmod /ringcast_kmod.ko; then
     echo "RCK-GUEST: insmod ok"
     /kmod_ioctl_test
     echo "RCK-GUEST: ioctl-test rc=\$?"
+    [ -x /kmod_bench ] && /kmod_bench
     if [ "$FANOUT" = 1 ]; then
         for zc in no yes; do
             ringcastd --io kmod --kmod-zerocopy \$zc --port 6380 --http-port 0 --workers 1 \\
@@ -179,6 +186,7 @@ boot() {
     cp "$BUSYBOX" "$stage/bin/busybox"
     cp "$dir/mod/ringcast_kmod.ko" "$CACHE/bin/kmod_ioctl_test" "$CACHE/bin/guest_fanout" "$stage/"
     cp "$CACHE/bin/ringcastd" "$stage/bin/"
+    [ -f "$CACHE/bin/kmod_bench" ] && cp "$CACHE/bin/kmod_bench" "$stage/"
     write_init "$stage/init"
     (cd "$stage" && find . | "$BUSYBOX" cpio -o -H newc 2>/dev/null | gzip -1 >"$dir/initrd.gz")
     timeout "$BOOT_TIMEOUT" qemu-system-x86_64 -accel tcg,thread=single -smp 2 -m 1024 \
@@ -230,7 +238,7 @@ for meta in $KERNELS; do
         cp "$dir/console.log" "$dir/console-1.log"
         boot "$dir" "$kname"
     fi
-    grep -E '^(ok|not ok|#|FANOUT|RCK-GUEST|KMOD-IOCTL-TEST)' "$dir/console.log" | grep -v 'dmesg' >&2 || true
+    grep -E '^(ok|not ok|#|FANOUT|RCK-GUEST|KMOD-IOCTL-TEST|BENCH)' "$dir/console.log" | grep -v 'dmesg' >&2 || true
     if check_log "$dir/console.log"; then
         RESULT[$kname]="PASS ($(($(date +%s) - t0)) s)"
     else
