@@ -70,17 +70,22 @@ fi
 
 # ringcastd, linked statically from the objects of a build of its own (the
 # CMake build links liburing by its .so path, so the static link is ours).
-SRV="$CACHE/static"
-log "building a static ringcastd"
-if [ ! -f "$SRV/CMakeCache.txt" ]; then
-    cmake -S "$ROOT" -B "$SRV" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRINGCAST_NATS=OFF >"$CACHE/cmake.log" 2>&1 ||
-        { cat "$CACHE/cmake.log" >&2; fail "cmake"; }
+# KMOD_RINGCASTD names a static ringcastd built elsewhere instead.
+if [ -n "${KMOD_RINGCASTD:-}" ]; then
+    cp "$KMOD_RINGCASTD" "$CACHE/bin/ringcastd"
+else
+    SRV="$CACHE/static"
+    log "building a static ringcastd"
+    if [ ! -f "$SRV/CMakeCache.txt" ]; then
+        cmake -S "$ROOT" -B "$SRV" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRINGCAST_NATS=OFF \
+            >"$CACHE/cmake.log" 2>&1 || { cat "$CACHE/cmake.log" >&2; fail "cmake"; }
+    fi
+    cmake --build "$SRV" -j "$JOBS" --target ringcastd >"$CACHE/server-build.log" 2>&1 ||
+        { tail -30 "$CACHE/server-build.log" >&2; fail "building ringcastd"; }
+    gcc -static -o "$CACHE/bin/ringcastd" "$SRV/CMakeFiles/ringcastd.dir/src/server/main.c.o" \
+        "$SRV/libringcast.a" -l:liburing.a -lcrypto -lpthread -lm 2>"$CACHE/server-link.log" ||
+        { cat "$CACHE/server-link.log" >&2; fail "linking ringcastd statically"; }
 fi
-cmake --build "$SRV" -j "$JOBS" --target ringcastd >"$CACHE/server-build.log" 2>&1 ||
-    { tail -30 "$CACHE/server-build.log" >&2; fail "building ringcastd"; }
-gcc -static -o "$CACHE/bin/ringcastd" "$SRV/CMakeFiles/ringcastd.dir/src/server/main.c.o" \
-    "$SRV/libringcast.a" -l:liburing.a -lcrypto -lpthread -lm 2>"$CACHE/server-link.log" ||
-    { cat "$CACHE/server-link.log" >&2; fail "linking ringcastd statically"; }
 # The setting exists only in a server that has the kmod backend.
 if grep -aq 'kmod-zerocopy' "$CACHE/bin/ringcastd"; then
     FANOUT=1
