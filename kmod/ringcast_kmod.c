@@ -137,6 +137,9 @@ static s64 rck_target_total(const struct rck_target *t,
 		if ((u64)s->off + s->len > buf_len)
 			return -EINVAL;
 		total += s->len;
+		/* Runs may overlap: a call can check up to 2^36 slices. */
+		if (!(i & 4095))
+			cond_resched();
 	}
 	if (total > INT_MAX)
 		return -EINVAL;
@@ -378,9 +381,15 @@ static long rck_ioctl_send(struct rck_send __user *uarg)
 		goto out;
 
 	for (i = 0; i < a.ntargets; i++) {
-		s64 r = rck_do_target(&targets[i], slices, a.nslices, &kc,
-				      a.flags & RCK_F_ZEROCOPY);
+		s64 r;
 
+		/* A caller being killed reads no results: stop a long call. */
+		if (fatal_signal_pending(current)) {
+			ret = -EINTR;
+			goto out;
+		}
+		r = rck_do_target(&targets[i], slices, a.nslices, &kc,
+				  a.flags & RCK_F_ZEROCOPY);
 		if (r >= 0)
 			sent += r;
 		else if (r != -EAGAIN)
