@@ -38,6 +38,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -778,6 +779,43 @@ static void test_bad_calls(void)
     close(rx);
 }
 
+/*
+ * The most work one call can ask for: 2^16 targets, each over all 2^20
+ * slices (2^36 slice checks). It must not hold the CPU or resist SIGKILL.
+ */
+static void test_huge_call_killable(void)
+{
+    pid_t pid = fork();
+    if (pid < 0) {
+        die("fork");
+    }
+    if (pid == 0) {
+        static uint8_t buf[16];
+        struct rck_slice *s = calloc(RCK_MAX_SLICES, sizeof(*s));
+        struct rck_target *t = calloc(RCK_MAX_TARGETS, sizeof(*t));
+        for (uint32_t i = 0; i < RCK_MAX_TARGETS; i++) {
+            t[i] = (struct rck_target){.fd = -1, .first = 0, .nslices = RCK_MAX_SLICES};
+        }
+        struct rck_send a = {.buf = (uintptr_t)buf,
+                             .buf_len = sizeof(buf),
+                             .slices = (uintptr_t)s,
+                             .nslices = RCK_MAX_SLICES,
+                             .ntargets = RCK_MAX_TARGETS,
+                             .targets = (uintptr_t)t};
+        rck_send(&a);
+        _exit(0);
+    }
+    usleep(300000);
+    double t0 = now();
+    kill(pid, SIGKILL);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    char line[160];
+    snprintf(line, sizeof(line), "a call of 2^36 slice checks ends on SIGKILL (%.2f s)",
+             now() - t0);
+    check(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL && now() - t0 < 5, line);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -807,6 +845,7 @@ int main(void)
     }
     test_bad_slices();
     test_bad_calls();
+    test_huge_call_killable();
     close(lfd);
     close(dev);
     printf("KMOD-IOCTL-TEST: %s (%d failed)\n", failures ? "FAIL" : "PASS", failures);
