@@ -161,9 +161,11 @@ if insmod /ringcast_kmod.ko; then
     echo "RCK-GUEST: ioctl-test rc=\$?"
     [ -x /kmod_bench ] && /kmod_bench
     if [ "$FANOUT" = 1 ]; then
-        for zc in no yes; do
-            ringcastd --io kmod --kmod-zerocopy \$zc --port 6380 --http-port 0 --workers 1 \\
-                --bind 127.0.0.1 --loglevel warning &
+        for zc in no yes uring; do
+            io="--io kmod --kmod-zerocopy \$zc"
+            [ \$zc = uring ] && io="--io uring"
+            ringcastd \$io --port 6380 --http-port 0 --workers 1 --bind 127.0.0.1 \\
+                --loglevel warning &
             pid=\$!
             /guest_fanout 127.0.0.1 6380 \$zc
             echo "RCK-GUEST: fanout-\$zc rc=\$?"
@@ -206,7 +208,7 @@ check_log() {
     grep -q '^KMOD-IOCTL-TEST: PASS' "$f" && grep -q 'RCK-GUEST: ioctl-test rc=0' "$f" ||
         { log "ioctl test failed:"; grep -E '^not ok|^KMOD-IOCTL-TEST' "$f" >&2 || true; bad=1; }
     if [ "$FANOUT" = 1 ]; then
-        for zc in no yes; do
+        for zc in no yes uring; do
             grep -q "RCK-GUEST: fanout-$zc rc=0" "$f" ||
                 { log "fan-out test (kmod-zerocopy $zc) failed:"; grep -E '^FANOUT' "$f" >&2 || true; bad=1; }
         done
