@@ -258,14 +258,21 @@ static s64 rck_send_target(struct socket *sock, const struct rck_copy *kc,
 		u32 left = run[i].len;
 
 		while (left) {
+			struct page *page = kc->pages[off >> PAGE_SHIFT];
 			u32 pgoff = off & ~PAGE_MASK;
 			u32 len = min_t(u32, left, PAGE_SIZE - pgoff);
 			int ret;
 
-			pc[n].page = kc->pages[off >> PAGE_SHIFT];
-			pc[n].off = pgoff;
-			pc[n].len = len;
-			n++;
+			/* Slices of adjacent frames often continue each other. */
+			if (n && pc[n - 1].page == page &&
+			    pc[n - 1].off + pc[n - 1].len == pgoff) {
+				pc[n - 1].len += len;
+			} else {
+				pc[n].page = page;
+				pc[n].off = pgoff;
+				pc[n].len = len;
+				n++;
+			}
 			chunk += len;
 			queued += len;
 			off += len;
