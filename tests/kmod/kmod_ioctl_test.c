@@ -342,7 +342,8 @@ static uint8_t *make_frames(uint32_t len)
 /*
  * 64 targets, one call. Target i's run: up to 12 frames in random order,
  * sometimes with a repeat, an empty slice or a piece of a frame; every
- * fourth target shares the run of the one before it.
+ * eighth gets every frame in order; every fourth shares the run of the one
+ * before it.
  */
 static void test_fanout(uint32_t flags, const char *mode, int break_target)
 {
@@ -355,7 +356,7 @@ static void test_fanout(uint32_t flags, const char *mode, int break_target)
     }
     uint8_t *buf = make_frames(len);
     struct peer ps[NPAIRS];
-    struct rck_slice sl[NPAIRS * 14];
+    struct rck_slice sl[NPAIRS * NFRAMES];
     struct rck_target tg[NPAIRS];
     uint32_t nsl = 0;
     for (int i = 0; i < NPAIRS; i++) {
@@ -363,6 +364,11 @@ static void test_fanout(uint32_t flags, const char *mode, int break_target)
         if (i % 4 == 3) {
             tg[i] = tg[i - 1];
             tg[i].fd = ps[i].tx;
+        } else if (i % 8 == 0) {
+            /* Every frame in order: adjacent slices that cross pages. */
+            tg[i] = (struct rck_target){.fd = ps[i].tx, .first = nsl, .nslices = NFRAMES};
+            memcpy(sl + nsl, frames, sizeof(frames));
+            nsl += NFRAMES;
         } else {
             uint32_t k = 1 + rnd() % 12;
             tg[i] = (struct rck_target){.fd = ps[i].tx, .first = nsl, .nslices = k};
@@ -381,7 +387,7 @@ static void test_fanout(uint32_t flags, const char *mode, int break_target)
         peer_expect(&ps[i], buf, sl + tg[i].first, tg[i].nslices);
     }
     /* The negative control sends one target a slice one byte off. */
-    struct rck_slice wrong[NPAIRS * 14];
+    struct rck_slice wrong[NPAIRS * NFRAMES];
     memcpy(wrong, sl, sizeof(sl[0]) * nsl);
     if (break_target >= 0) {
         struct rck_slice *s = &wrong[tg[break_target].first];
