@@ -110,7 +110,9 @@ fetch_kernel() {
     deps=$(apt-cache show "$hdr=$ver" | awk '/^Depends:/ {sub(/^Depends: /, ""); print; exit}')
     common=$(grep -o 'linux-headers-[^ ,]*-common' <<<"$deps" | head -1)
     kbuild=$(grep -o 'linux-kbuild-[^ ,]*' <<<"$deps" | head -1)
-    [ -n "$common" ] && [ -n "$kbuild" ] || fail "cannot resolve the headers of $img $ver"
+    if [ -z "$common" ] || [ -z "$kbuild" ]; then
+        fail "cannot resolve the headers of $img $ver"
+    fi
     dir=$CACHE/$kname
     if [ ! -f "$dir/unpacked-$ver" ]; then
         log "fetching $img $ver"
@@ -188,7 +190,8 @@ EOF
 
 # Boots the kernel with the module and the tests; leaves the console in $dir/console.log.
 boot() {
-    local dir=$1 kname=$2 stage=$dir/initramfs
+    local dir=$1 kname=$2
+    local stage=$dir/initramfs
     rm -rf "$stage" && mkdir -p "$stage"/{bin,proc,sys,dev,tmp}
     cp "$BUSYBOX" "$stage/bin/busybox"
     cp "$dir/mod/ringcast_kmod.ko" "$CACHE/bin/kmod_ioctl_test" "$CACHE/bin/guest_fanout" "$stage/"
@@ -205,8 +208,11 @@ boot() {
 # Checks one kernel's console log; prints the failures, returns non-zero on any.
 check_log() {
     local f=$1 bad=0 kmsg
-    grep -q '^KMOD-IOCTL-TEST: PASS' "$f" && grep -q 'RCK-GUEST: ioctl-test rc=0' "$f" ||
-        { log "ioctl test failed:"; grep -E '^not ok|^KMOD-IOCTL-TEST' "$f" >&2 || true; bad=1; }
+    if ! grep -q '^KMOD-IOCTL-TEST: PASS' "$f" || ! grep -q 'RCK-GUEST: ioctl-test rc=0' "$f"; then
+        log "ioctl test failed:"
+        grep -E '^not ok|^KMOD-IOCTL-TEST' "$f" >&2 || true
+        bad=1
+    fi
     if [ "$FANOUT" = 1 ]; then
         for zc in no yes uring; do
             grep -q "RCK-GUEST: fanout-$zc rc=0" "$f" ||
