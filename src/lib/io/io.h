@@ -69,6 +69,7 @@ enum rc_sys {
     RC_SYS_SETSOCKOPT,
     RC_SYS_OTHER,
     RC_SYS_RECVMMSG,
+    RC_SYS_IOCTL, /* kmod: RCK_IOC_SEND (and the version check) */
     RC_SYS__COUNT
 };
 
@@ -86,6 +87,7 @@ struct rc_io_stats {
     uint64_t held_max_us; /* the longest one */
     uint64_t late_max_us; /* the most the loop came back after the time it planned to */
     uint64_t kicks;       /* wake-ups sent to other loops (workers) */
+    uint64_t iterations;  /* loop iterations (each hands the kernel that tick's output) */
 };
 
 static inline uint64_t rc_io_syscalls(const struct rc_io_stats *st)
@@ -176,6 +178,7 @@ static inline void rc_io_tick(struct rc_io *io)
 {
     io->acc.tick++;
     io->acc.now_us = rc_now_us();
+    io->stats.iterations++;
 }
 /* Takes c off the dirty list (no-op when it is not on it). */
 void rc_io_unmark_dirty(struct rc_io *io, struct rc_io_conn *c);
