@@ -81,7 +81,7 @@ def check_redis_cli(srv):
     if not cli:
         print("  (redis-cli not installed: that part skipped)")
         return
-    with tempfile.TemporaryFile() as out:
+    with tempfile.NamedTemporaryFile(prefix="rc-cli-") as out:
         proc = subprocess.Popen([cli, "-h", rc.HOST, "-p", str(srv.port), "subscribe", "kc"],
                                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
         try:
@@ -93,8 +93,10 @@ def check_redis_cli(srv):
             want = b"".join(b"message\nkc\nhello %d\n" % i for i in range(3))
 
             def got():
-                out.seek(0)
-                return out.read()
+                # By name: seeking the child's own file description would
+                # move where redis-cli writes.
+                with open(out.name, "rb") as f:
+                    return f.read()
             rc.wait_until(lambda: got().endswith(want), 5.0)
             rc.check_eq(got(), b"subscribe\nkc\n1\n" + want, "redis-cli subscribe output")
         finally:
