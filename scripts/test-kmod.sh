@@ -167,12 +167,13 @@ if insmod /ringcast_kmod.ko; then
             io="--io kmod --kmod-zerocopy \$zc"
             [ \$zc = uring ] && io="--io uring"
             ringcastd \$io --port 6380 --http-port 0 --workers 1 --bind 127.0.0.1 \\
-                --loglevel warning &
+                --loglevel verbose --logfile /tmp/ringcastd-\$zc.log &
             pid=\$!
             /guest_fanout 127.0.0.1 6380 \$zc
             echo "RCK-GUEST: fanout-\$zc rc=\$?"
             kill \$pid
             wait \$pid
+            grep -i kmod /tmp/ringcastd-\$zc.log | sed "s/^/RCK-SERVER[\$zc]: /"
         done
     fi
     rmmod ringcast_kmod
@@ -218,6 +219,17 @@ check_log() {
             grep -q "RCK-GUEST: fanout-$zc rc=0" "$f" ||
                 { log "fan-out test (kmod-zerocopy $zc) failed:"; grep -E '^FANOUT' "$f" >&2 || true; bad=1; }
         done
+        # The server says which mode it asked for, and never fell back to io_uring.
+        grep -q 'RCK-SERVER\[yes\]: .*kmod backend: .*zero copy' "$f" ||
+            { log "ringcastd --kmod-zerocopy yes did not report zero copy"; bad=1; }
+        if grep -q 'RCK-SERVER\[no\]: .*zero copy' "$f"; then
+            log "ringcastd --kmod-zerocopy no reported zero copy"
+            bad=1
+        fi
+        if grep -E 'RCK-SERVER\[(no|yes)\]: .*RCK_IOC_SEND' "$f" >&2; then
+            log "ringcastd's RCK_IOC_SEND failed (above)"
+            bad=1
+        fi
     fi
     grep -q 'RCK-GUEST: rmmod rc=0' "$f" || { log "rmmod failed"; bad=1; }
     grep -q 'RCK-GUEST: dmesg end' "$f" || { log "the guest did not finish"; bad=1; }
@@ -251,7 +263,7 @@ for meta in $KERNELS; do
         cp "$dir/console.log" "$dir/console-1.log"
         boot "$dir" "$kname"
     fi
-    grep -E '^(ok|not ok|#|FANOUT|RCK-GUEST|KMOD-IOCTL-TEST|BENCH)' "$dir/console.log" | grep -v 'dmesg' >&2 || true
+    grep -E '^(ok|not ok|#|FANOUT|RCK-GUEST|RCK-SERVER|KMOD-IOCTL-TEST|BENCH)' "$dir/console.log" | grep -v 'dmesg' >&2 || true
     if check_log "$dir/console.log"; then
         RESULT[$kname]="PASS ($(($(date +%s) - t0)) s)"
     else
