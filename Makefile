@@ -5,7 +5,7 @@ PORT  ?= 6380
 ARGS  ?=
 DEMO  ?= 1
 
-.PHONY: all build run test test-asan test-tsan fuzz deps clean deb install
+.PHONY: all build run test test-asan test-tsan test-kmod fuzz deps clean deb install
 PREFIX ?= /usr/local
 DEBDIR ?= build-deb
 VERSION := $(shell grep -m1 -o 'ringcast VERSION [0-9.]*' CMakeLists.txt | cut -d' ' -f3)
@@ -46,6 +46,12 @@ test-tsan: deps
 	cmake --build build-tsan -j $(JOBS) --target ringcast-dist ringcastd
 	cd build-tsan && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure \
 	    -R 'two_servers|^integ\.workers\.(uring|epoll)$$'
+
+# The kernel module (kmod/) built against Debian 12's 6.1 and 6.12 kernels and
+# tested in qemu, with ringcastd --io kmod when the server has that backend
+# (docs/kmod.md; packages and builds are cached under build/kmod/).
+test-kmod: deps
+	bash scripts/test-kmod.sh
 
 # A longer libFuzzer run of every harness (clang): make fuzz FUZZ_SECONDS=600
 FUZZ_SECONDS ?= 60

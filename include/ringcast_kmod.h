@@ -20,8 +20,11 @@
  * Results. The call returns 0 when the batch was taken apart (each target
  * then has its own result), or -1 with errno for the call as a whole:
  *   EFAULT  a pointer (buf, slices, targets) is not readable/writable
- *   EINVAL  unknown flags, a non-zero reserved field, nslices/ntargets of 0
- *           with a non-NULL pointer, or a size that overflows
+ *           (targets' results are cleared before anything is sent, so an
+ *           unwritable targets array fails the call with nothing sent)
+ *   EINVAL  unknown flags, a non-zero reserved field (of struct rck_send or
+ *           of any target), nslices/ntargets of 0 with a non-NULL pointer,
+ *           or a size that overflows
  *   E2BIG   buf_len > RCK_MAX_BUF, nslices > RCK_MAX_SLICES or
  *           ntargets > RCK_MAX_TARGETS
  *   ENOMEM  no kernel memory for the copy of buf

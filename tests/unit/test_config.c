@@ -175,6 +175,8 @@ static void test_get_all_defaults(void **state)
                         "so-sndbuf=0\n"
                         "uring-entries=4096\n"
                         "send-zc-threshold=0\n"
+                        "kmod-device=/dev/ringcast\n"
+                        "kmod-zerocopy=no\n"
                         "loglevel=notice\n"
                         "logfile=\n"
                         "shutdown-timeout=2\n"
@@ -194,7 +196,7 @@ static void test_get_all_defaults(void **state)
                         "upstream-creds=\n"
                         "upstream-tls=no\n"
                         "upstream-tls-ca=\n");
-    assert_int_equal(g.n, 44);
+    assert_int_equal(g.n, 46);
 }
 
 static void test_io_name(void **state)
@@ -202,6 +204,7 @@ static void test_io_name(void **state)
     assert_string_equal(rc_io_name(RC_IO_URING), "uring");
     assert_string_equal(rc_io_name(RC_IO_EPOLL), "epoll");
     assert_string_equal(rc_io_name(RC_IO_NAIVE), "naive");
+    assert_string_equal(rc_io_name(RC_IO_KMOD), "kmod");
 }
 
 /* ---- Integers ---- */
@@ -342,9 +345,12 @@ static void test_enum(void **state)
     assert_int_equal(c->io, RC_IO_NAIVE);
     assert_string_equal(getval(c, "io"), "naive");
     assert_int_equal(set1(c, "io", "kqueue"), -EINVAL);
-    assert_string_equal(err, "argument(s) must be one of the following: uring, epoll, naive");
+    assert_string_equal(err, "argument(s) must be one of the following: uring, epoll, naive, kmod");
     assert_int_equal(set1(c, "io", ""), -EINVAL);
     assert_int_equal(c->io, RC_IO_NAIVE);
+    assert_int_equal(set1(c, "io", "kmod"), 0);
+    assert_int_equal(c->io, RC_IO_KMOD);
+    assert_string_equal(getval(c, "io"), "kmod");
 
     assert_int_equal(set1(c, "loglevel", "WARNING"), 0);
     assert_int_equal(c->loglevel, RC_LOG_WARNING);
@@ -379,6 +385,21 @@ static void test_strings(void **state)
     assert_int_equal(set1(c, "logfile", ""), 0);
     assert_non_null(c->logfile);
     assert_string_equal(c->logfile, "");
+
+    /* A fixed-size path with a default; a refused value leaves it as it was. */
+    char longpath[RC_KMOD_DEVICE_CFG + 1];
+    memset(longpath, 'p', sizeof(longpath) - 1);
+    longpath[sizeof(longpath) - 1] = '\0';
+    assert_string_equal(c->kmod_device, "/dev/ringcast");
+    assert_int_equal(set1(c, "kmod-device", "/dev/ringcast1"), 0);
+    assert_string_equal(getval(c, "kmod-device"), "/dev/ringcast1");
+    assert_int_equal(set1(c, "kmod-device", longpath), -EINVAL);
+    assert_string_equal(err, "argument is too long (at most 255 bytes)");
+    assert_string_equal(c->kmod_device, "/dev/ringcast1");
+    assert_false(c->kmod_zerocopy);
+    assert_int_equal(set1(c, "kmod-zerocopy", "yes"), 0);
+    assert_true(c->kmod_zerocopy);
+    assert_string_equal(getval(c, "kmod-zerocopy"), "yes");
 }
 
 /* ---- bind ---- */
@@ -572,7 +593,8 @@ static void test_load_errors(void **state)
         {"timeout abc", "line 1: argument couldn't be parsed into an integer"},
         {"\n\n\n\nproto-max-bulk-len 1.5mb\n", "line 5: argument must be a memory value"},
         {"protected-mode 1\n", "line 1: argument must be 'yes' or 'no'"},
-        {"io poll\n", "line 1: argument(s) must be one of the following: uring, epoll, naive"},
+        {"io poll\n",
+         "line 1: argument(s) must be one of the following: uring, epoll, naive, kmod"},
         {"requirepass \"abc\n", "line 1: Unbalanced quotes in configuration line"},
         {"requirepass \"abc\"def\n", "line 1: Unbalanced quotes in configuration line"},
         {"requirepass 'abc\n", "line 1: Unbalanced quotes in configuration line"},
@@ -644,8 +666,8 @@ static void test_load_file(void **state)
     assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
     close(fd);
     assert_int_equal(rc_config_load_file(c, path, err, sizeof(err)), -EINVAL);
-    assert_string_equal(err,
-                        "line 2: argument(s) must be one of the following: uring, epoll, naive");
+    assert_string_equal(
+        err, "line 2: argument(s) must be one of the following: uring, epoll, naive, kmod");
     unlink(path);
 
     assert_int_equal(rc_config_load_file(c, path, err, sizeof(err)), -ENOENT);
@@ -741,7 +763,7 @@ static void test_example_file(void **state)
 
     /* Enable each "# <setting> ..." line and note which settings had one. */
     rc_config_get(c, "*", 1, collect_name, &ns);
-    assert_int_equal(ns.n, 44);
+    assert_int_equal(ns.n, 46);
     for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
         const char *body = line;
 

@@ -3,7 +3,7 @@
  * The invariant under test is rule 2 of the design: a slab lives exactly as
  * long as something references it -- the arena while it is current, every
  * queue entry, every in-flight range -- and is released when the last one
- * lets go. Queues are checked for merging, iovec building, partial consumes
+ * lets go. Queues are checked for merging, iovec and reference building, partial consumes
  * and dropping unsent data while a prefix is in flight.
  */
 #include <setjmp.h>
@@ -129,6 +129,21 @@ static void test_queue_merge_and_iov(void **state)
     rc_arena_copy(&a, "zz", 2, &s, &off);
     rc_queue_push(&q, s, off, 2);
     assert_int_equal(q.n, 2);
+    /* The same ranges as references (the kmod backend's view), same caps. */
+    {
+        struct rc_ref refs[8];
+        assert_int_equal(rc_queue_refs(&q, refs, 8, 1 << 20, &bytes), 2);
+        assert_int_equal(bytes, 52);
+        assert_ptr_equal(refs[1].slab, s);
+        assert_int_equal(refs[1].off, off);
+        assert_int_equal(refs[1].len, 2);
+        assert_int_equal(rc_queue_iov(&q, iov, 8, 1 << 20, &bytes), 2);
+        assert_ptr_equal(iov[0].iov_base, refs[0].slab->data + refs[0].off);
+        assert_int_equal(rc_queue_refs(&q, refs, 8, 7, &bytes), 1);
+        assert_int_equal(refs[0].len, 7);
+        assert_int_equal(rc_queue_refs(&q, refs, 1, 1 << 20, &bytes), 1);
+        assert_int_equal(bytes, 50);
+    }
     rc_queue_consume(&q, q.bytes);
     rc_queue_consume(&nm, nm.bytes);
     rc_queue_free(&q);

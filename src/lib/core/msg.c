@@ -42,6 +42,7 @@ static struct rc_slab *slab_new(struct rc_slab_pool *p, size_t cap)
     }
     s->refs = 1;
     s->used = 0;
+    s->mark = 0;
     p->live++;
     p->bytes += SLAB_HDR + s->cap;
     return s;

@@ -38,7 +38,9 @@ struct rc_slab {
     uint32_t refs;
     uint32_t cap;
     uint32_t used;
-    uint32_t pad;
+    /* Scratch for a backend building one batch (io/kmod_batch.c), on the
+     * thread that owns the slab; 0 between batches. */
+    uint32_t mark;
     struct rc_slab_pool *pool;
     char data[];
 };

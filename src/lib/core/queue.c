@@ -64,8 +64,12 @@ void rc_queue_push(struct rc_queue *q, struct rc_slab *slab, uint32_t off, uint3
     q->n++;
 }
 
-int rc_queue_iov(const struct rc_queue *q, struct iovec *iov, int max, size_t max_bytes,
-                 size_t *bytes)
+/* The head of the queue as at most max ranges of at most max_bytes in all
+ * (the first one cut to max_bytes when it alone is larger). Returns the
+ * count; the ranges go to fn. */
+static int head_ranges(const struct rc_queue *q, int max, size_t max_bytes, size_t *bytes,
+                       void (*fn)(void *arg, int i, const struct rc_ref *r, uint32_t len),
+                       void *arg)
 {
     size_t total = 0;
     int n = 0;
@@ -78,13 +82,39 @@ int rc_queue_iov(const struct rc_queue *q, struct iovec *iov, int max, size_t ma
                 break;
             len = max_bytes;
         }
-        iov[n].iov_base = r->slab->data + r->off;
-        iov[n].iov_len = len;
+        fn(arg, n, r, (uint32_t)len);
         n++;
         total += len;
     }
     *bytes = total;
     return n;
+}
+
+static void put_iov(void *arg, int i, const struct rc_ref *r, uint32_t len)
+{
+    struct iovec *iov = arg;
+
+    iov[i].iov_base = r->slab->data + r->off;
+    iov[i].iov_len = len;
+}
+
+static void put_ref(void *arg, int i, const struct rc_ref *r, uint32_t len)
+{
+    struct rc_ref *out = arg;
+
+    out[i] = (struct rc_ref){r->slab, r->off, len};
+}
+
+int rc_queue_iov(const struct rc_queue *q, struct iovec *iov, int max, size_t max_bytes,
+                 size_t *bytes)
+{
+    return head_ranges(q, max, max_bytes, bytes, put_iov, iov);
+}
+
+int rc_queue_refs(const struct rc_queue *q, struct rc_ref *out, int max, size_t max_bytes,
+                  size_t *bytes)
+{
+    return head_ranges(q, max, max_bytes, bytes, put_ref, out);
 }
 
 void rc_queue_consume(struct rc_queue *q, size_t n)

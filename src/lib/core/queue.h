@@ -48,6 +48,12 @@ void rc_queue_push(struct rc_queue *q, struct rc_slab *slab, uint32_t off, uint3
 int rc_queue_iov(const struct rc_queue *q, struct iovec *iov, int max, size_t max_bytes,
                  size_t *bytes);
 
+/* The same ranges as rc_queue_iov, as references: for a backend that needs to
+ * know which slab each range lies in (io/kmod_batch.c). The slabs are
+ * borrowed from the queue. */
+int rc_queue_refs(const struct rc_queue *q, struct rc_ref *out, int max, size_t max_bytes,
+                  size_t *bytes);
+
 /* The kernel took n bytes from the head: drops fully sent references and
  * trims a partially sent one. Also lowers inflight by up to n. */
 void rc_queue_consume(struct rc_queue *q, size_t n);

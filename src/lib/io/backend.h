@@ -11,6 +11,8 @@
  *   epoll  readiness loop, one writev per client per iteration (backend_epoll.c)
  *   naive  one write per message per client, the baseline (also in
  *          backend_epoll.c: the same loop with per-message writes)
+ *   kmod   the uring loop, but every client's output goes to the ringcast
+ *          kernel module in one ioctl per iteration (backend_kmod.c)
  *
  * The host never calls the kernel for socket I/O itself; everything the
  * backends do is counted in io->stats.sys[] so INFO can report syscalls per
@@ -28,7 +30,8 @@
 struct rc_backend_ops {
     const char *name;
     /* Prepares the backend. Returns 0, or -errno when it cannot run on this
-     * machine (the server then falls back to epoll, logging why). */
+     * machine (the server then falls back, kmod to uring and uring to epoll,
+     * logging why). */
     int (*init)(struct rc_io *io);
     /* Starts accepting on a bound, listening, non-blocking socket. */
     int (*listen)(struct rc_io *io, int fd);
@@ -56,6 +59,7 @@ struct rc_backend_ops {
 };
 
 extern const struct rc_backend_ops rc_backend_epoll;
+extern const struct rc_backend_ops rc_backend_kmod;
 extern const struct rc_backend_ops rc_backend_naive;
 extern const struct rc_backend_ops rc_backend_uring;
 

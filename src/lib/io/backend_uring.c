@@ -34,9 +34,13 @@
  * output may stay on the dirty list for a while so that more messages share
  * each send, and the wait timeout wakes the loop in time for it.
  *
+ * The kmod backend (backend_kmod.c) is this one with another way of sending:
+ * a *sender* (uring_int.h) takes the connections that may send instead of
+ * start_send(), and may leave one waiting for writability on a POLL_ADD.
+ *
  * SPDX-License-Identifier: BSD-3-Clause
  */
-#include "backend.h"
+#include "uring_int.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -74,7 +78,8 @@ enum uop {
     UOP_CLOSE,
     UOP_CANCEL,
     UOP_WATCH,
-    UOP_WAKE
+    UOP_WAKE,
+    UOP_WRITABLE
 };
 
 /* user_data = slot (or listener index) << 32 | generation (24 bits) << 8 | op. */
@@ -94,6 +99,7 @@ enum slot_state {
 
 #define OP_SEND 1u /* a send is in flight */
 #define OP_RECV 2u /* the multishot receive is armed */
+#define OP_POLL 4u /* a POLL_ADD waits for the socket to be writable (a sender's) */
 
 struct uslot {
     struct rc_io_conn *c;
@@ -141,6 +147,8 @@ struct uring_state {
     unsigned buf_returns; /* buffers put back since the last advance */
     struct ulistener lis[RC_MAX_LISTEN];
     int nlis;
+    const struct rc_uring_sender *snd; /* NULL: one send SQE per connection */
+    void *snd_arg;
 };
 
 /* ---- Small helpers ---- */
@@ -455,6 +463,30 @@ static void on_send(struct rc_io *io, struct uring_state *u, struct uslot *sl, u
         rc_io_mark_dirty(io, c); /* coalesced: the next iteration sends, or holds, the rest */
 }
 
+/* The POLL_ADD of rc_uring_wait_writable completed: the socket has room
+ * (or an error, which the next send reports), so c's output is due again. */
+static void on_writable(struct rc_io *io, struct uring_state *u, struct uslot *sl, uint32_t i,
+                        int res)
+{
+    struct rc_io_conn *c = sl->c;
+
+    sl->ops &= (uint8_t)~OP_POLL;
+    c->send_busy = false;
+    if (sl->state != SLOT_LIVE) {
+        maybe_release(io, u, i);
+        return;
+    }
+    if (res < 0) {
+        char why[80];
+        snprintf(why, sizeof(why), "poll error: %s", strerror(-res));
+        teardown(io, u, i, why);
+    } else if (rc_io_should_close(c)) {
+        teardown(io, u, i, c->flags & RC_IO_CLOSE_ASAP ? "closed by server" : "closed after reply");
+    } else if (rc_queue_pending(&c->out)) {
+        rc_io_mark_dirty(io, c);
+    }
+}
+
 static void on_watch(struct rc_io *io, struct uring_state *u, uint32_t i, uint32_t gen, int res,
                      unsigned flags)
 {
@@ -522,7 +554,7 @@ static void dispatch(struct rc_io *io, struct uring_state *u, const struct io_ur
         on_watch(io, u, i, gen, cqe->res, cqe->flags);
         return;
     }
-    if (op != UOP_RECV && op != UOP_SEND && op != UOP_CLOSE)
+    if (op != UOP_RECV && op != UOP_SEND && op != UOP_CLOSE && op != UOP_WRITABLE)
         return; /* NOP, failed cancels: nothing to do */
     if (i >= u->nslots)
         return;
@@ -554,6 +586,10 @@ static void dispatch(struct rc_io *io, struct uring_state *u, const struct io_ur
             break;
         }
         on_send(io, u, sl, i, cqe->res);
+        break;
+    case UOP_WRITABLE:
+        if (sl->ops & OP_POLL)
+            on_writable(io, u, sl, i, cqe->res);
         break;
     case UOP_CLOSE:
         if (sl->state == SLOT_CLOSING)
@@ -611,6 +647,8 @@ static void flush_one(struct rc_io *io, struct uring_state *u, struct rc_io_conn
     if (rc_io_should_close(c))
         teardown(io, u, c->slot,
                  c->flags & RC_IO_CLOSE_ASAP ? "closed by server" : "closed after reply");
+    else if (!c->send_busy && rc_queue_pending(&c->out) && u->snd)
+        u->snd->add(io, u->snd_arg, c);
     else if (!c->send_busy && rc_queue_pending(&c->out))
         start_send(io, u, sl);
 }
@@ -644,7 +682,7 @@ static void arm_listeners(struct rc_io *io, struct uring_state *u, int64_t *wait
     }
 }
 
-static void uring_poll(struct rc_io *io, int timeout_ms)
+void rc_uring_poll(struct rc_io *io, int timeout_ms)
 {
     struct uring_state *u = io->be_state;
     int64_t wait_ns = timeout_ms < 0 ? -1 : (int64_t)timeout_ms * 1000000;
@@ -655,6 +693,16 @@ static void uring_poll(struct rc_io *io, int timeout_ms)
     arm_watches(io, u, &wait_ns);
     /* What may wait for more (subscribers' output, accum.c) stays dirty. */
     rc_accum_flush(io, flush_cb, &wait_ns);
+    if (u->snd) {
+        /* The sender's batch goes to the kernel now; what it leaves to
+         * io_uring (POLL_ADDs, teardowns, sends) rides the enter. A
+         * connection it put back on the dirty list (more output than one
+         * call takes) is due at once. */
+        uint32_t ndirty = io->ndirty;
+        u->snd->flush(io, u->snd_arg);
+        if (io->ndirty > ndirty)
+            wait_ns = 0;
+    }
     /* (2) One system call submits it all and waits. */
     ret = enter(io, u, wait_ns);
     rc_io_tick(io);
@@ -769,7 +817,7 @@ static void free_state(struct uring_state *u, bool ring_up)
     free(u);
 }
 
-static int uring_init(struct rc_io *io)
+int rc_uring_init(struct rc_io *io)
 {
     const char *fail = getenv("RINGCAST_URING_FAIL");
     struct uring_state *u;
@@ -825,7 +873,7 @@ fail:
     return ret;
 }
 
-static int uring_listen(struct rc_io *io, int fd)
+int rc_uring_listen(struct rc_io *io, int fd)
 {
     struct uring_state *u = io->be_state;
     struct ulistener *l;
@@ -867,7 +915,7 @@ static void stop_accepting(struct rc_io *io, struct uring_state *u, bool close_f
     }
 }
 
-static void uring_unlisten(struct rc_io *io)
+void rc_uring_unlisten(struct rc_io *io)
 {
     stop_accepting(io, io->be_state, true);
 }
@@ -880,7 +928,7 @@ static bool any_zombie(const struct uring_state *u)
     return false;
 }
 
-static void uring_destroy(struct rc_io *io)
+void rc_uring_destroy(struct rc_io *io)
 {
     struct uring_state *u = io->be_state;
     uint64_t deadline;
@@ -906,11 +954,13 @@ static void uring_destroy(struct rc_io *io)
                    (unsigned long long)u->slots[i].c->id);
         }
     }
+    if (u->snd)
+        u->snd->free(io, u->snd_arg);
     free_state(u, true);
     io->be_state = NULL;
 }
 
-static int uring_watch(struct rc_io *io, int fd, rc_watch_fn cb, void *arg)
+int rc_uring_watch(struct rc_io *io, int fd, rc_watch_fn cb, void *arg)
 {
     struct uring_state *u = io->be_state;
 
@@ -930,7 +980,7 @@ static int uring_watch(struct rc_io *io, int fd, rc_watch_fn cb, void *arg)
     return -ENOSPC;
 }
 
-static void uring_unwatch(struct rc_io *io, int fd)
+void rc_uring_unwatch(struct rc_io *io, int fd)
 {
     struct uring_state *u = io->be_state;
 
@@ -952,7 +1002,7 @@ static void uring_unwatch(struct rc_io *io, int fd)
     }
 }
 
-static void uring_adopt(struct rc_io *io, int fd)
+void rc_uring_adopt(struct rc_io *io, int fd)
 {
     accept_fd(io, io->be_state, fd, false);
 }
@@ -961,7 +1011,7 @@ static void uring_adopt(struct rc_io *io, int fd)
  * (UOP_WAKE, ignored by dispatch) to target's ring, which ends its wait. It
  * goes out with this ring's next enter, among the sends; no CQE comes back
  * here on success. */
-static void uring_kick(struct rc_io *io, struct rc_io *target)
+void rc_uring_kick(struct rc_io *io, struct rc_io *target)
 {
     struct uring_state *u = io->be_state, *t = target->be_state;
     struct io_uring_sqe *sqe = get_sqe(io, u);
@@ -972,15 +1022,66 @@ static void uring_kick(struct rc_io *io, struct rc_io *target)
     io->stats.kicks++;
 }
 
+/* ---- For the backends built on this one (uring_int.h) ---- */
+
+void rc_uring_set_sender(struct rc_io *io, const struct rc_uring_sender *snd, void *arg)
+{
+    struct uring_state *u = io->be_state;
+
+    u->snd = snd;
+    u->snd_arg = arg;
+}
+
+uint64_t rc_uring_tag(const struct rc_io_conn *c)
+{
+    return pack(c->slot, c->gen, UOP_NOP);
+}
+
+struct rc_io_conn *rc_uring_conn(struct rc_io *io, uint64_t tag)
+{
+    struct uring_state *u = io->be_state;
+    uint32_t i = (uint32_t)(tag >> 32), gen = (uint32_t)(tag >> 8) & GEN_MASK;
+
+    if (i >= u->nslots || u->slots[i].state != SLOT_LIVE || u->slots[i].gen != gen)
+        return NULL;
+    return u->slots[i].c;
+}
+
+void rc_uring_send(struct rc_io *io, struct rc_io_conn *c)
+{
+    struct uring_state *u = io->be_state;
+
+    if (c->be && !c->send_busy)
+        start_send(io, u, c->be);
+}
+
+void rc_uring_wait_writable(struct rc_io *io, struct rc_io_conn *c)
+{
+    struct uring_state *u = io->be_state;
+    struct uslot *sl = c->be;
+    struct io_uring_sqe *sqe = get_sqe(io, u);
+
+    io_uring_prep_poll_add(sqe, (int)c->slot, POLLOUT);
+    sqe->flags |= IOSQE_FIXED_FILE;
+    io_uring_sqe_set_data64(sqe, pack(c->slot, sl->gen, UOP_WRITABLE));
+    sl->ops |= OP_POLL;
+    c->send_busy = true;
+}
+
+void rc_uring_close(struct rc_io *io, struct rc_io_conn *c, const char *why)
+{
+    teardown(io, io->be_state, c->slot, why);
+}
+
 const struct rc_backend_ops rc_backend_uring = {
     .name = "uring",
-    .init = uring_init,
-    .listen = uring_listen,
-    .unlisten = uring_unlisten,
-    .poll = uring_poll,
-    .destroy = uring_destroy,
-    .watch = uring_watch,
-    .unwatch = uring_unwatch,
-    .adopt = uring_adopt,
-    .kick = uring_kick,
+    .init = rc_uring_init,
+    .listen = rc_uring_listen,
+    .unlisten = rc_uring_unlisten,
+    .poll = rc_uring_poll,
+    .destroy = rc_uring_destroy,
+    .watch = rc_uring_watch,
+    .unwatch = rc_uring_unwatch,
+    .adopt = rc_uring_adopt,
+    .kick = rc_uring_kick,
 };

@@ -8,8 +8,8 @@
 #include <unistd.h>
 
 const char *const rc_sys_names[RC_SYS__COUNT] = {
-    "io_uring_enter", "epoll_wait", "epoll_ctl", "write",      "writev", "sendmsg",
-    "read",           "accept",     "close",     "setsockopt", "other",  "recvmmsg",
+    "io_uring_enter", "epoll_wait", "epoll_ctl",  "write", "writev",   "sendmsg", "read",
+    "accept",         "close",      "setsockopt", "other", "recvmmsg", "ioctl",
 };
 
 void rc_io_link(struct rc_io *io, struct rc_io_conn *c)

@@ -39,7 +39,7 @@ struct rc_io_conn {
     unsigned flags;
     uint32_t slot;  /* backend's slot table index */
     uint32_t gen;   /* bumped when the slot is reused */
-    bool send_busy; /* a send is in flight (uring) or blocked on EPOLLOUT (epoll) */
+    bool send_busy; /* a send in flight (uring), blocked on EPOLLOUT (epoll) or POLLOUT (kmod) */
     bool held;      /* the host holds output for it elsewhere, still to come (worker.h) */
     struct rc_queue out;
     struct rc_io_conn *prev, *next;   /* every live connection, in creation order */
@@ -69,6 +69,7 @@ enum rc_sys {
     RC_SYS_SETSOCKOPT,
     RC_SYS_OTHER,
     RC_SYS_RECVMMSG,
+    RC_SYS_IOCTL, /* kmod: RCK_IOC_SEND (and the version check) */
     RC_SYS__COUNT
 };
 
@@ -86,6 +87,7 @@ struct rc_io_stats {
     uint64_t held_max_us; /* the longest one */
     uint64_t late_max_us; /* the most the loop came back after the time it planned to */
     uint64_t kicks;       /* wake-ups sent to other loops (workers) */
+    uint64_t iterations;  /* loop iterations (each hands the kernel that tick's output) */
 };
 
 static inline uint64_t rc_io_syscalls(const struct rc_io_stats *st)
@@ -119,12 +121,14 @@ struct rc_io_host_ops {
 
 /* Settings a backend reads (the host keeps them current on CONFIG SET). */
 struct rc_io_cfg {
-    uint64_t maxclients;    /* sizes the uring slot table */
-    uint64_t uring_entries; /* submission queue size, 0 = default */
-    uint64_t tick_us;       /* fixed window: hold subscribers' output this long, 0 = adaptive */
-    uint64_t budget_us;     /* adaptive: hold at most this long, 0 = never (accum.h) */
-    uint64_t tick_bytes;    /* ... or until this much is pending, 0 = no bound */
-    uint64_t zc_threshold;  /* SEND_ZC for single sends at least this large, 0 = off */
+    uint64_t maxclients;     /* sizes the uring slot table */
+    uint64_t uring_entries;  /* submission queue size, 0 = default */
+    uint64_t tick_us;        /* fixed window: hold subscribers' output this long, 0 = adaptive */
+    uint64_t budget_us;      /* adaptive: hold at most this long, 0 = never (accum.h) */
+    uint64_t tick_bytes;     /* ... or until this much is pending, 0 = no bound */
+    uint64_t zc_threshold;   /* SEND_ZC for single sends at least this large, 0 = off */
+    const char *kmod_device; /* kmod: the module's device (borrowed from the host's config) */
+    bool kmod_zerocopy;      /* kmod: RCK_F_ZEROCOPY on every call */
 };
 
 /* Called on the loop thread when a watched fd is readable. Returns true when
@@ -176,6 +180,7 @@ static inline void rc_io_tick(struct rc_io *io)
 {
     io->acc.tick++;
     io->acc.now_us = rc_now_us();
+    io->stats.iterations++;
 }
 /* Takes c off the dirty list (no-op when it is not on it). */
 void rc_io_unmark_dirty(struct rc_io *io, struct rc_io_conn *c);

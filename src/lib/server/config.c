@@ -273,6 +273,8 @@ static int io_parse(const char *w)
         return RC_IO_EPOLL;
     if (!strcmp(w, "naive"))
         return RC_IO_NAIVE;
+    if (!strcmp(w, "kmod"))
+        return RC_IO_KMOD;
     return -1;
 }
 
@@ -287,11 +289,12 @@ const char *rc_io_name(enum rc_io_kind io)
     case RC_IO_URING: return "uring";
     case RC_IO_EPOLL: return "epoll";
     case RC_IO_NAIVE: return "naive";
+    case RC_IO_KMOD: return "kmod";
     }
     return "unknown";
 }
 
-static const struct enum_ops io_enum = {io_parse, io_name, "uring, epoll, naive"};
+static const struct enum_ops io_enum = {io_parse, io_name, "uring, epoll, naive, kmod"};
 static const struct enum_ops loglevel_enum = {rc_log_level_parse, rc_log_level_name,
                                               "debug, verbose, notice, warning"};
 
@@ -734,7 +737,7 @@ static void get_upstream(const struct setting *s, const struct rc_config *c, str
 #define ENUM(n, f, d, e)      {n, set_enum, get_enum, OFF(f), d, 0, 0, false, false, e}
 #define STR(n, f, d, en)      {n, set_str, get_str, OFF(f), d, 0, 0, false, en, NULL}
 #define SPECIAL(n, st, gt, d) {n, st, gt, 0, d, 0, 0, true, false, NULL}
-#define FIXED(n, f)           {n, set_fixed, get_fixed, OFF(f), "", 0, sizeof(((struct rc_config *)0)->f), false, false, NULL}
+#define FIXED(n, f, d)        {n, set_fixed, get_fixed, OFF(f), d, 0, sizeof(((struct rc_config *)0)->f), false, false, NULL}
 /* clang-format on */
 
 #define MB (1024LL * 1024)
@@ -766,6 +769,8 @@ static const struct setting settings[] = {
     MEM("so-sndbuf", so_sndbuf, "0", 0, INT_MAX),
     U64("uring-entries", uring_entries, "4096", 1, 32768),
     MEM("send-zc-threshold", zc_threshold, "0", 0, LLONG_MAX),
+    FIXED("kmod-device", kmod_device, "/dev/ringcast"),
+    BOOL("kmod-zerocopy", kmod_zerocopy, "no"),
     ENUM("loglevel", loglevel, "notice", &loglevel_enum),
     STR("logfile", logfile, "", false),
     U64("shutdown-timeout", shutdown_timeout, "2", 0, INT_MAX),
@@ -780,11 +785,11 @@ static const struct setting settings[] = {
     MEM("mdata-pending-max", md.pending_max, "4mb", 0, LLONG_MAX),
     U64("mdata-lastp-max", md.lastp_max, "1000", 1, 1000000),
     SPECIAL("upstream", set_upstream, get_upstream, ""),
-    FIXED("upstream-user", upstream_user),
-    FIXED("upstream-password", upstream_password),
-    FIXED("upstream-creds", upstream_creds),
+    FIXED("upstream-user", upstream_user, ""),
+    FIXED("upstream-password", upstream_password, ""),
+    FIXED("upstream-creds", upstream_creds, ""),
     BOOL("upstream-tls", upstream_tls, "no"),
-    FIXED("upstream-tls-ca", upstream_tls_ca),
+    FIXED("upstream-tls-ca", upstream_tls_ca, ""),
 };
 
 static const struct setting *lookup(const char *name)

@@ -26,6 +26,8 @@
 
 /* Longest upstream-* value + 1. */
 #define RC_UPSTREAM_CFG 1024
+/* Longest kmod-device path + 1. */
+#define RC_KMOD_DEVICE_CFG 256
 
 /* One "udp-source <name> <addr:port> [group <mcast-addr> [iface <ifname|addr>]]"
  * (udp.c, docs/udp.md). Fixed-size strings: a config copies by value. */
@@ -37,7 +39,7 @@ struct rc_udp_source_cfg {
     char iface[RC_UDP_ADDR]; /* interface name or address, "" = any */
 };
 
-enum rc_io_kind { RC_IO_URING, RC_IO_EPOLL, RC_IO_NAIVE };
+enum rc_io_kind { RC_IO_URING, RC_IO_EPOLL, RC_IO_NAIVE, RC_IO_KMOD };
 
 struct rc_obuf_limit {
     uint64_t hard;      /* bytes; 0 = none */
@@ -66,16 +68,18 @@ struct rc_config {
     uint64_t maxmemory;                 /* "maxmemory" bytes, 0 = half the RAM [0] */
     uint64_t max_name_len;              /* "max-name-len" channel/pattern bytes, 0 = none [1024] */
     uint64_t timeout;                   /* "timeout" idle seconds, 0 = never [0] */
-    enum rc_io_kind io;                 /* "io" uring|epoll|naive [uring] */
+    enum rc_io_kind io;                 /* "io" uring|epoll|naive|kmod [uring] */
     uint64_t tick_us;                   /* "tick-us" accumulation window [0] */
     uint64_t accum_budget_us;           /* "accum-budget-us" adaptive hold at most [500] */
-    uint64_t tick_bytes;       /* "tick-bytes" flush early past this many queued bytes [1mb] */
-    uint64_t so_sndbuf;        /* "so-sndbuf" per client socket, 0 = kernel default [0] */
-    uint64_t uring_entries;    /* "uring-entries" submission queue size [4096] */
-    uint64_t zc_threshold;     /* "send-zc-threshold" bytes, 0 = off [0] */
-    int loglevel;              /* "loglevel" debug|verbose|notice|warning [notice] */
-    char *logfile;             /* "logfile" ["" = stderr] */
-    uint64_t shutdown_timeout; /* "shutdown-timeout" seconds to flush on SIGTERM [2] */
+    uint64_t tick_bytes;    /* "tick-bytes" flush early past this many queued bytes [1mb] */
+    uint64_t so_sndbuf;     /* "so-sndbuf" per client socket, 0 = kernel default [0] */
+    uint64_t uring_entries; /* "uring-entries" submission queue size [4096] */
+    uint64_t zc_threshold;  /* "send-zc-threshold" bytes, 0 = off [0] */
+    char kmod_device[RC_KMOD_DEVICE_CFG]; /* "kmod-device" [/dev/ringcast] */
+    bool kmod_zerocopy;                   /* "kmod-zerocopy" [no] */
+    int loglevel;                         /* "loglevel" debug|verbose|notice|warning [notice] */
+    char *logfile;                        /* "logfile" ["" = stderr] */
+    uint64_t shutdown_timeout;            /* "shutdown-timeout" seconds to flush on SIGTERM [2] */
     uint64_t workers; /* "workers" loop threads, 0 = one per CPU of the affinity mask [0] */
     /* Market-data extensions (core/mdata.h, docs/extensions.md); none by default:
      * "mdata-rule <pattern> <option>..." [none], "mdata-max-channels" [100000],

@@ -91,6 +91,7 @@ void rc_view_add(struct rc_view *sum, const struct rc_view *v)
     MAX(io.held_max_us);
     MAX(io.late_max_us);
     SUM(io.kicks);
+    SUM(io.iterations);
     SUM(eng.published);
     SUM(eng.deliveries);
     for (int f = 0; f < RC_FMT_MAX; f++)
@@ -242,12 +243,13 @@ static void section_fanout(const struct info_ctx *x, struct rc_buf *b)
     const struct rc_engine_stats *es = &x->v->eng;
     uint64_t sys = rc_io_syscalls(st);
     /* The calls that hand output to the kernel; on io_uring, the enter that
-     * submits the sends (it also reaps receives: counted whole). Receives,
+     * submits the sends (it also reaps receives: counted whole); on kmod,
+     * the module's batch ioctl besides the enter. Receives,
      * accepts, UDP feed reads and the rest are left out, so a server fed by
      * UDP with one subscriber does not look like it spends hundreds of
      * calls per delivery on sending. */
     uint64_t send_sys = st->sys[RC_SYS_WRITE] + st->sys[RC_SYS_WRITEV] + st->sys[RC_SYS_SENDMSG] +
-                        st->sys[RC_SYS_IO_URING_ENTER];
+                        st->sys[RC_SYS_IO_URING_ENTER] + st->sys[RC_SYS_IOCTL];
     struct rusage ru;
 
     getrusage(RUSAGE_SELF, &ru);
@@ -262,12 +264,14 @@ static void section_fanout(const struct info_ctx *x, struct rc_buf *b)
                    "sends_zc:%llu\r\n"
                    "obuf_disconnects:%llu\r\n"
                    "slab_bytes:%llu\r\n"
+                   "loop_iterations:%llu\r\n"
                    "syscalls:%llu\r\n",
                    s->io.be ? s->io.be->name : "none", (unsigned long long)es->published,
                    (unsigned long long)es->deliveries, (unsigned long long)st->bytes_out,
                    (unsigned long long)st->sends, (unsigned long long)st->sends_zc,
                    (unsigned long long)x->v->stats.obuf_disconnects,
-                   (unsigned long long)x->v->slab_bytes, (unsigned long long)sys);
+                   (unsigned long long)x->v->slab_bytes, (unsigned long long)st->iterations,
+                   (unsigned long long)sys);
     for (int i = 0; i < RC_SYS__COUNT; i++)
         rc_buf_appendf(b, "sys_%s:%llu\r\n", rc_sys_names[i], (unsigned long long)st->sys[i]);
     /* Encoded once per format present among the receivers: the shared frames. */

@@ -161,6 +161,8 @@ static void render_fanout(struct rc_server *s, const struct rc_view *v, struct r
     rc_buf_appendf(b, "ringcast_output_held_seconds_total %.6f\n", (double)st->held_us / 1e6);
     family(b, "output_held_max_seconds", GAUGE, "The longest time one send's output was held.");
     rc_buf_appendf(b, "ringcast_output_held_max_seconds %.6f\n", (double)st->held_max_us / 1e6);
+    counter(b, "loop_iterations_total",
+            "Backend loop iterations: each hands the kernel that tick's output.", st->iterations);
     family(b, "syscalls_total", COUNTER, "System calls the server made, by kind.");
     for (int i = 0; i < RC_SYS__COUNT; i++) {
         labelled_u64(b, "syscalls_total", "kind", rc_sys_names[i], st->sys[i]);

@@ -64,7 +64,9 @@ void rc_server_sync_io_cfg(struct rc_server *s)
                                    .tick_us = s->cfg.tick_us,
                                    .budget_us = s->cfg.accum_budget_us,
                                    .tick_bytes = s->cfg.tick_bytes,
-                                   .zc_threshold = s->cfg.zc_threshold};
+                                   .zc_threshold = s->cfg.zc_threshold,
+                                   .kmod_device = s->cfg.kmod_device,
+                                   .kmod_zerocopy = s->cfg.kmod_zerocopy};
 }
 
 /* The engine of worker s (all but the connection layer's wiring). */
@@ -206,6 +208,10 @@ static int bound_port(int fd)
     return ntohs(((struct sockaddr_in *)&ss)->sin_port);
 }
 
+/* Starts the configured backend, or what it falls back to when it cannot
+ * run here: kmod (no device, or not ours) runs uring, which (no io_uring)
+ * runs epoll. Each step is one log line: kmod's says which device and why
+ * (backend_kmod.c), uring's is here. */
 static int pick_backend(struct rc_server *s)
 {
     const struct rc_backend_ops *be;
@@ -214,27 +220,27 @@ static int pick_backend(struct rc_server *s)
     switch (s->cfg.io) {
     case RC_IO_NAIVE: be = &rc_backend_naive; break;
     case RC_IO_EPOLL: be = &rc_backend_epoll; break;
+    case RC_IO_KMOD: be = &rc_backend_kmod; break;
     default: be = &rc_backend_uring; break;
     }
-    err = be->init(&s->io);
-    if (err == 0) {
-        s->io.be = be;
-        return 0;
+    for (;;) {
+        err = be->init(&s->io);
+        if (err == 0) {
+            s->io.be = be;
+            return 0;
+        }
+        if (be == &rc_backend_kmod) {
+            be = &rc_backend_uring;
+        } else if (be == &rc_backend_uring) {
+            rc_log(&s->log, RC_LOG_WARNING,
+                   "io_uring unavailable (%s), falling back to the epoll backend", strerror(-err));
+            be = &rc_backend_epoll;
+        } else {
+            rc_log(&s->log, RC_LOG_WARNING, "Could not start the %s backend: %s", be->name,
+                   strerror(-err));
+            return err;
+        }
     }
-    if (be != &rc_backend_uring) {
-        rc_log(&s->log, RC_LOG_WARNING, "Could not start the %s backend: %s", be->name,
-               strerror(-err));
-        return err;
-    }
-    rc_log(&s->log, RC_LOG_WARNING, "io_uring unavailable (%s), falling back to the epoll backend",
-           strerror(-err));
-    err = rc_backend_epoll.init(&s->io);
-    if (err) {
-        rc_log(&s->log, RC_LOG_WARNING, "Could not start the epoll backend: %s", strerror(-err));
-        return err;
-    }
-    s->io.be = &rc_backend_epoll;
-    return 0;
 }
 
 /* Binds the listening sockets. Worker 0 accepts for all workers and deals
