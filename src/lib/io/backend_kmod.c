@@ -79,6 +79,15 @@ static void settle(struct rc_io *io, const struct rc_kbatch *b, uint32_t i)
         rc_uring_close(io, c, why);
         return;
     }
+    if (res > (int64_t)b->info[i].bytes) {
+        /* Never from a module that keeps the contract; consuming it would
+         * drop output the socket never took. */
+        char why[96];
+        snprintf(why, sizeof(why), "kmod result %lld beyond the %u bytes asked", (long long)res,
+                 b->info[i].bytes);
+        rc_uring_close(io, c, why);
+        return;
+    }
     if (res > 0)
         io->host->sent(io, c, (size_t)res);
     if (res < (int64_t)b->info[i].bytes)
