@@ -712,7 +712,7 @@ def test_f_syscalls_per_delivery_two_vs_one_worker():
     epoll_wait) per iteration, so this scenario, where both loops serve every
     message, costs each loop about what the one loop costs. The issue asked
     for at most 1.5x the single worker's syscalls per delivery in total; on
-    io_uring this measures 1.9-2.5x (docs/design.md, section 7), and the
+    io_uring this measures 1.8-2.3x (BENCHMARKS.md, "Workers"), and the
     closing note says so. What this test holds the implementation to: the
     cross-worker path adds no system calls per message -- each of the two
     loops stays within 1.5x of the single loop (3x in total), and wake-ups
