@@ -143,8 +143,7 @@ static int64_t send_target(const struct rck_send *req, const struct rck_slice *s
     uint64_t total = 0;
     ssize_t n;
 
-    if (t->reserved != 0 || t->first > req->nslices || t->nslices > req->nslices - t->first ||
-        t->nslices > MAX_IOV)
+    if (t->first > req->nslices || t->nslices > req->nslices - t->first || t->nslices > MAX_IOV)
         return -EINVAL;
     for (uint32_t i = 0; i < t->nslices; i++) {
         const struct rck_slice *s = &slices[t->first + i];
@@ -177,8 +176,8 @@ static int emul_send(struct rck_send *req)
         errno = fail;
         return -1;
     }
-    if ((req->flags & ~RCK_F_ALL) || req->reserved || (req->nslices == 0) != (req->slices == 0) ||
-        (req->ntargets == 0) != (req->targets == 0) || (req->buf_len && !req->buf)) {
+    /* The module's checks, in its order (kmod/ringcast_kmod.c, rck_ioctl_send). */
+    if ((req->flags & ~RCK_F_ALL) || req->reserved) {
         errno = EINVAL;
         return -1;
     }
@@ -186,6 +185,21 @@ static int emul_send(struct rck_send *req)
         req->ntargets > RCK_MAX_TARGETS) {
         errno = E2BIG;
         return -1;
+    }
+    if ((!req->nslices && req->slices) || (!req->ntargets && req->targets)) {
+        errno = EINVAL;
+        return -1;
+    }
+    if ((req->nslices && !req->slices) || (req->ntargets && !req->targets) ||
+        (req->buf_len && !req->buf)) {
+        errno = EFAULT; /* the module's copy_from_user of a NULL pointer */
+        return -1;
+    }
+    for (uint32_t i = 0; i < req->ntargets; i++) {
+        if (targets[i].reserved) {
+            errno = EINVAL; /* a target's reserved field fails the whole call */
+            return -1;
+        }
     }
     req->sent = 0;
     req->nerrors = 0;
