@@ -156,9 +156,9 @@ static void spin_unlock(struct spin *l)
  * lock-free push; the owner takes the whole stack with one exchange when a
  * free list runs dry (a pop-all has no ABA problem).
  */
-#define XC_SHIFT   6    /* smallest class: 64 bytes */
-#define XC_CLASSES 7    /* 64 B .. 4 KiB; larger chunks are plain malloc */
-#define XC_KEEP    4096 /* chunks a free list keeps; more are given back to malloc */
+#define XC_SHIFT   6          /* smallest class: 64 bytes */
+#define XC_CLASSES 7          /* 64 B .. 4 KiB; larger chunks are plain malloc */
+#define XC_KEEP    (1u << 20) /* bytes a free list keeps; more are given back to malloc */
 
 struct xchunk {
     union {
@@ -246,7 +246,7 @@ static void *xalloc(struct rc_server *s, size_t n)
         c = atomic_exchange_explicit(&pl->back, NULL, memory_order_acquire);
         while (c) {
             struct xchunk *next = c->next;
-            if (pl->nfree[c->cls] >= XC_KEEP) {
+            if (pl->nfree[c->cls] >= XC_KEEP >> (XC_SHIFT + c->cls)) {
                 free(c);
             } else {
                 c->next = pl->free[c->cls];
@@ -277,7 +277,7 @@ static void xfree(struct rc_server *s, void *mem)
         free(c);
     } else if (c->owner == s->widx) {
         struct xpool *pl = &s->ws->pool;
-        if (pl->nfree[c->cls] >= XC_KEEP) {
+        if (pl->nfree[c->cls] >= XC_KEEP >> (XC_SHIFT + c->cls)) {
             free(c);
             return;
         }
