@@ -431,7 +431,70 @@ def test_multicast_between_namespaces():
         os.unlink(logf.name)
 
 
+BACKLOG = 65536  # RC_OWNER_BACKLOG (worker.h)
+
+
+def test_owner_backlog_drops():
+    """With two workers the UDP feed is read on worker 0, and a message on a
+    channel worker 1 owns is posted there. A feed faster than the owner can
+    handle must not grow the owner's inbox without bound: past BACKLOG posts
+    waiting, the reader drops the message, counts it (INFO sources
+    backlog_drops, /metrics) and logs it, rate-limited. The owner is made
+    slow on purpose: 2,000 pattern subscriptions, which it matches for every
+    message it stamps; the reader only hashes and posts. The feed sends 3 x
+    BACKLOG messages as fast as a Python loop can."""
+    need_ringcastd()
+    if rc.workers() != "1":
+        raise rc.Skip("starts its own 2-worker server (runs in the 1-worker pass)")
+    with rc.Server(["--workers", "2", "--udp-source", "a", "127.0.0.1:0"]) as srv, \
+            srv.conn(timeout=30) as c, srv.conn(timeout=30) as psub:
+        chan = next(n for n in ("bk.%d" % i for i in range(64))
+                    if rc.channel_owner(c, n) == 1)
+        npat = 2000
+        psub.send(b"".join(rc.encode("PSUBSCRIBE", "zz%d*q*[xy]*" % i) for i in range(npat)))
+        for i in range(npat):
+            psub.read(timeout=30)
+        rc.wait_until(lambda: c.cmd("PUBSUB", "NUMPAT") == npat, 10)
+        tx = Sender(udp_addr(c, "a"))
+        per, total = 50, 3 * BACKLOG
+        payload = b"x" * 16
+        body = msg(chan, payload) * per
+        head = struct.pack(">BBHI", 1, 0, per, 7)
+        for seq in range(1, total + 1, per):
+            tx.send(head + struct.pack(">Q", seq) + body)
+        tx.close()
+        total = len(range(1, total + 1, per)) * per
+
+        def settled():
+            st = sources(c)["a"]
+            done = int(st["published"]) + int(st["backlog_drops"])
+            return done == int(st["messages"]) and st
+
+        st = rc.wait_until(lambda: settled(), 30)
+        rc.check(st, "the reader accounted for every message it received",
+                 "published + backlog_drops == messages", sources(c)["a"])
+        drops, got = int(st["backlog_drops"]), int(st["messages"])
+        print("    owner backlog: %d of %d messages received, %d dropped, %d published"
+              % (got, total, drops, int(st["published"])))
+        rc.check(got > 2 * BACKLOG, "the reader received most of the feed", "> %d" % (2 * BACKLOG),
+                 got)
+        rc.check(drops > 0, "messages past the owner's backlog were dropped", "> 0", drops)
+        # Up to the backlog, less the few other posts (INFO's gathers,
+        # subscription counts) that wait in the same inbox.
+        rc.check(int(st["published"]) >= BACKLOG - 1024,
+                 "messages were queued to the owner up to the backlog", ">= %d" % (BACKLOG - 1024),
+                 st["published"])
+        log = srv.log()
+        lines = log.count("posts waiting")
+        rc.check(1 <= lines <= 40, "the drops are logged, at most about once a second",
+                 "1..40 lines", lines)
+        rc.check("the worker that owns the channel has %d posts waiting" % BACKLOG in log,
+                 "the log line says why", got=log[-1500:])
+        # The server still answers while the owner works through its backlog.
+        rc.check_eq(c.cmd("PING"), "PONG", "PING while the owner catches up")
+
+
 if __name__ == "__main__":
     rc.run_tests([test_unicast_messages, test_malformed_dropped, test_sequence_gaps_duplicates,
                   test_ab_arbitration, test_bad_udp_config, test_feed_simulator_udp_and_resp,
-                  test_multicast_between_namespaces])
+                  test_multicast_between_namespaces, test_owner_backlog_drops])

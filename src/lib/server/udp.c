@@ -42,6 +42,7 @@
 
 #include "cmd.h"
 #include "server.h"
+#include "worker.h"
 
 #define BATCH        64     /* datagrams per recvmmsg */
 #define SLOT_BYTES   65536u /* a datagram never exceeds this (IPv4: 65507) */
@@ -178,10 +179,13 @@ struct udp_source {
     uint64_t messages;
     uint64_t published;
     uint64_t malformed;
+    uint64_t backlog_drops; /* messages dropped: their channel's owner worker was too far behind */
     uint64_t bytes;
     bool logged;
     uint64_t log_ms;
     uint64_t unlogged; /* malformed drops since the last log line */
+    uint64_t drop_log_ms;
+    uint64_t drop_unlogged; /* backlog drops since the last log line */
 };
 
 struct rc_udp {
@@ -222,6 +226,30 @@ static void malformed(struct udp_source *src, const struct sockaddr_storage *fro
     src->unlogged = 0;
 }
 
+/* A message this source could not hand to its channel's owner worker,
+ * which has RC_OWNER_BACKLOG posts waiting: a feed faster than that worker
+ * fans out loses messages here, counted and logged, as it would in the
+ * kernel's socket buffer behind a single slow loop, instead of growing the
+ * worker's inbox without bound. */
+static void backlog_drop(struct udp_source *src, const char *chan, size_t clen)
+{
+    struct rc_server *s = src->u->s;
+    uint64_t now = rc_now_ms();
+
+    src->backlog_drops++;
+    if (src->drop_log_ms && now - src->drop_log_ms < LOG_EVERY_MS) {
+        src->drop_unlogged++;
+        return;
+    }
+    rc_log(&s->log, RC_LOG_WARNING,
+           "UDP source '%s': dropped a message on '%.*s': the worker that owns the channel has "
+           "%d posts waiting (%llu more dropped since the last report)",
+           src->cfg->name, (int)RC_MIN(clen, 64), chan, RC_OWNER_BACKLOG,
+           (unsigned long long)src->drop_unlogged);
+    src->drop_log_ms = now;
+    src->drop_unlogged = 0;
+}
+
 static void datagram(struct rc_server *s, struct udp_source *src, const char *p, size_t n,
                      int mflags, const struct sockaddr_storage *from)
 {
@@ -260,7 +288,9 @@ static void datagram(struct rc_server *s, struct udp_source *src, const char *p,
         if (arb)
             fresh = rc_udp_seq_accept(arb, q);
         src->messages++;
-        if (fresh) {
+        if (fresh && RC_UNLIKELY(s->wk != NULL) && rc_worker_backlogged(s, m.chan, m.clen)) {
+            backlog_drop(src, m.chan, m.clen);
+        } else if (fresh) {
             rc_route_publish(s, NULL, false, m.chan, m.clen, m.payload, m.len);
             rc_upstream_forward(s, m.chan, m.clen, m.payload, m.len);
             src->published++;
@@ -520,6 +550,7 @@ bool rc_udp_source_stats(const struct rc_server *s, int i, struct rc_udp_source_
         .messages = src->messages,
         .published = src->published,
         .malformed = src->malformed,
+        .backlog_drops = src->backlog_drops,
         .gaps = src->line.gaps,
         .duplicates = src->line.duplicates,
         .reordered = src->line.reordered,
@@ -539,15 +570,15 @@ void rc_udp_info(struct rc_server *s, struct rc_buf *b)
         const struct rc_udp_seq *t = &src->line;
         rc_buf_appendf(b,
                        "udp_source%d:name=%s,addr=%s,group=%s,datagrams=%llu,bytes=%llu,"
-                       "messages=%llu,published=%llu,malformed=%llu,gaps=%llu,duplicates=%llu,"
-                       "reordered=%llu,resets=%llu,stale=%llu,next_seq=%llu\r\n",
+                       "messages=%llu,published=%llu,malformed=%llu,backlog_drops=%llu,gaps=%llu,"
+                       "duplicates=%llu,reordered=%llu,resets=%llu,stale=%llu,next_seq=%llu\r\n",
                        i, src->cfg->name, src->addr, src->cfg->group,
                        (unsigned long long)src->datagrams, (unsigned long long)src->bytes,
                        (unsigned long long)src->messages, (unsigned long long)src->published,
-                       (unsigned long long)src->malformed, (unsigned long long)t->gaps,
-                       (unsigned long long)t->duplicates, (unsigned long long)t->reordered,
-                       (unsigned long long)t->resets, (unsigned long long)t->stale,
-                       (unsigned long long)t->next);
+                       (unsigned long long)src->malformed, (unsigned long long)src->backlog_drops,
+                       (unsigned long long)t->gaps, (unsigned long long)t->duplicates,
+                       (unsigned long long)t->reordered, (unsigned long long)t->resets,
+                       (unsigned long long)t->stale, (unsigned long long)t->next);
     }
     for (int k = 0; u && k < u->narb; k++) {
         const struct rc_udp_seq *t = &u->arbs[k];

@@ -47,9 +47,10 @@ const char *rc_udp_source_addr(const struct rc_server *s, int i);
 struct rc_udp_source_stats {
     const char *name; /* borrowed from the server's config */
     uint64_t datagrams, bytes, messages, published, malformed;
-    uint64_t gaps;       /* skipped and not (yet) filled: falls when a late one fills a gap */
-    uint64_t duplicates; /* dropped as already seen */
-    uint64_t reordered;  /* late messages that filled a gap */
+    uint64_t backlog_drops; /* dropped: the channel's owner worker was too far behind */
+    uint64_t gaps;          /* skipped and not (yet) filled: falls when a late one fills a gap */
+    uint64_t duplicates;    /* dropped as already seen */
+    uint64_t reordered;     /* late messages that filled a gap */
 };
 /* How many sources the server has (0 when none). */
 int rc_udp_nsources(const struct rc_server *s);

@@ -115,6 +115,7 @@ struct tally {
 
 struct outq {
     struct post *head, *tail;
+    uint64_t n;  /* posts in it */
     bool urgent; /* holds something a client waits for (not only deliveries) */
 };
 
@@ -183,6 +184,7 @@ struct rc_wstate {
     struct spin mu;
     struct post *in_head, *in_tail; /* guarded by mu */
     atomic_bool in_any;             /* the inbox may hold something */
+    atomic_uint_fast64_t in_n;      /* posts handed to this worker and not yet handled */
     atomic_bool wake_pending;       /* a wake-up is on its way */
     int efd;                        /* woken through this when the backend has no kick */
     bool draining;
@@ -337,6 +339,7 @@ static void post_to(struct rc_server *s, int t, struct post *p)
     else
         q->head = p;
     q->tail = p;
+    q->n++;
     s->ws->ctr.posts_out++;
 }
 
@@ -443,9 +446,11 @@ void rc_worker_flush(struct rc_server *s)
         else
             tw->in_head = q->head;
         tw->in_tail = q->tail;
+        atomic_fetch_add_explicit(&tw->in_n, q->n, memory_order_relaxed);
         atomic_store(&tw->in_any, true);
         spin_unlock(&tw->mu);
         q->head = q->tail = NULL;
+        q->n = 0;
         /* Deliveries (and subscription counts) for a target woken less
          * than a window ago wait for the window to end, so that under load
          * a worker is woken once per window, not once per sender iteration,
@@ -747,6 +752,19 @@ int64_t rc_route_publish(struct rc_server *s, struct rc_conn *c, bool shard, con
     }
     uint64_t mask;
     return (int64_t)tally_of(s, shard, chan, clen, &mask);
+}
+
+bool rc_worker_backlogged(struct rc_server *s, const char *chan, size_t clen)
+{
+    int o;
+
+    if (!s->wk)
+        return false;
+    o = owner_of(s, chan, clen);
+    if (o == s->widx)
+        return false;
+    return s->ws->out[o].n + atomic_load_explicit(&s->wk->w[o]->ws->in_n, memory_order_relaxed) >=
+           RC_OWNER_BACKLOG;
 }
 
 /* ---- Holes ---- */
@@ -1109,11 +1127,14 @@ void rc_worker_drain(struct rc_server *s)
         spin_unlock(&ws->mu);
         if (!p)
             break;
+        uint64_t handled = 0;
         while (p) {
             struct post *next = p->next;
             handle(s, p);
             p = next;
+            handled++;
         }
+        atomic_fetch_sub_explicit(&ws->in_n, handled, memory_order_relaxed);
     }
     ws->draining = false;
 }
@@ -1150,6 +1171,7 @@ void rc_worker_state_new(struct rc_server *s)
     atomic_init(&ws->pool.back, NULL);
     atomic_flag_clear(&ws->mu.f);
     atomic_init(&ws->in_any, false);
+    atomic_init(&ws->in_n, 0);
     atomic_init(&ws->wake_pending, false);
     ws->efd = -1;
     ws->own[0] = rc_dict_new();
@@ -1185,6 +1207,7 @@ static void discard_posts(struct rc_wstate *ws)
         p = next;
     }
     ws->in_head = ws->in_tail = NULL;
+    atomic_store(&ws->in_n, 0);
     for (int t = 0; t < RC_MAX_WORKERS; t++) {
         for (p = ws->out[t].head; p;) {
             struct post *next = p->next;
@@ -1192,6 +1215,7 @@ static void discard_posts(struct rc_wstate *ws)
             p = next;
         }
         ws->out[t].head = ws->out[t].tail = NULL;
+        ws->out[t].n = 0;
     }
 }
 

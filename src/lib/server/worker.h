@@ -53,6 +53,11 @@ struct rc_slab;
  * acknowledged before its replies wait for them (worker.c). */
 #define RC_PUB_WINDOW 1024
 
+/* Posts waiting for one worker (its inbox, plus what a sender has still to
+ * hand it) past which publishes nobody waits for -- a UDP feed's -- are
+ * dropped rather than queued to it (rc_worker_backlogged). */
+#define RC_OWNER_BACKLOG 65536
+
 /* What the workers of one server share. */
 struct rc_workers {
     int n;
@@ -139,6 +144,12 @@ void rc_worker_count(void *arg, enum rc_sub_kind kind, const char *name, size_t 
  * NULL (UDP, the library, no reply wanted). */
 int64_t rc_route_publish(struct rc_server *s, struct rc_conn *c, bool shard, const char *chan,
                          size_t clen, const char *payload, size_t len);
+
+/* True when chan's owner is another worker that has RC_OWNER_BACKLOG posts
+ * or more waiting for it, counting those s has yet to hand over: a source
+ * that nothing paces (a UDP feed) drops the publish instead of growing that
+ * worker's inbox without bound. False with one worker. */
+bool rc_worker_backlogged(struct rc_server *s, const char *chan, size_t clen);
 
 /* ---- Gathering server-wide answers ---- */
 
