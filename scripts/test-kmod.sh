@@ -102,18 +102,13 @@ fetch_kernel() {
     if ! apt-cache show "$meta" >/dev/null 2>&1; then
         apt_update
     fi
-    img=$(apt-cache depends "$meta" | awk '/Depends: linux-image-/ {print $2; exit}')
-    [ -n "$img" ] || fail "no kernel image behind $meta"
-    ver=$(apt-cache policy "$img" | awk '/Candidate:/ {print $2; exit}')
-    kname=${img#linux-image-}
-    hdr=linux-headers-$kname
-    deps=$(apt-cache show "$hdr=$ver" | awk '/^Depends:/ {sub(/^Depends: /, ""); print; exit}')
-    common=$(grep -o 'linux-headers-[^ ,]*-common' <<<"$deps" | head -1)
-    kbuild=$(grep -o 'linux-kbuild-[^ ,]*' <<<"$deps" | head -1)
-    if [ -z "$common" ] || [ -z "$kbuild" ]; then
-        fail "cannot resolve the headers of $img $ver"
+    resolve_kernel "$meta"
+    if [ ! -f "$dir/unpacked-$ver" ] && [ "$APT_UPDATED" = 0 ]; then
+        # About to download: the package lists may name a version the
+        # security archive has since replaced, so refresh them and resolve again.
+        apt_update
+        resolve_kernel "$meta"
     fi
-    dir=$CACHE/$kname
     if [ ! -f "$dir/unpacked-$ver" ]; then
         log "fetching $img $ver"
         rm -rf "$dir" && mkdir -p "$dir/debs"
@@ -126,6 +121,24 @@ fetch_kernel() {
         touch "$dir/unpacked-$ver"
     fi
     echo "$dir"
+}
+
+# Sets img, ver, kname, hdr, common, kbuild and dir (fetch_kernel's locals)
+# for the kernel that the metapackage $1 depends on.
+resolve_kernel() {
+    local meta=$1
+    img=$(apt-cache depends "$meta" | awk '/Depends: linux-image-/ {print $2; exit}')
+    [ -n "$img" ] || fail "no kernel image behind $meta"
+    ver=$(apt-cache policy "$img" | awk '/Candidate:/ {print $2; exit}')
+    kname=${img#linux-image-}
+    hdr=linux-headers-$kname
+    deps=$(apt-cache show "$hdr=$ver" | awk '/^Depends:/ {sub(/^Depends: /, ""); print; exit}')
+    common=$(grep -o 'linux-headers-[^ ,]*-common' <<<"$deps" | head -1)
+    kbuild=$(grep -o 'linux-kbuild-[^ ,]*' <<<"$deps" | head -1)
+    if [ -z "$common" ] || [ -z "$kbuild" ]; then
+        fail "cannot resolve the headers of $img $ver"
+    fi
+    dir=$CACHE/$kname
 }
 
 # Builds the module in $dir/mod (a copy: the tree stays free of kbuild output).
