@@ -647,9 +647,11 @@ static void flush_one(struct rc_io *io, struct uring_state *u, struct rc_io_conn
     if (rc_io_should_close(c))
         teardown(io, u, c->slot,
                  c->flags & RC_IO_CLOSE_ASAP ? "closed by server" : "closed after reply");
-    else if (!c->send_busy && rc_queue_pending(&c->out) && u->snd)
+    else if (c->send_busy || !rc_queue_pending(&c->out))
+        return;
+    else if (u->snd)
         u->snd->add(io, u->snd_arg, c); /* the sender's batch, not an SQE */
-    else if (!c->send_busy && rc_queue_pending(&c->out))
+    else
         start_send(io, u, sl);
 }
 

@@ -577,27 +577,19 @@ static void pat_apply(struct rc_server *s, int from, const char *name, size_t le
 void rc_worker_count(void *arg, enum rc_sub_kind kind, const char *name, size_t len, int delta)
 {
     struct rc_server *s = arg;
+    bool pat = kind == RC_SUB_PATTERN;
 
-    if (kind == RC_SUB_PATTERN) {
+    /* Every worker keeps every channel's and pattern's tally: the owner to
+     * know where to post, the others to answer PUBLISH at once
+     * (rc_route_publish). */
+    if (pat)
         pat_apply(s, s->widx, name, len, delta);
-        for (int t = 0; t < s->wk->n; t++) {
-            if (t == s->widx)
-                continue;
-            struct post *p = post_new(P_PATDELTA, s, len);
-            memcpy(p->data, name, len);
-            p->clen = len;
-            p->delta = delta;
-            post_to(s, t, p);
-        }
-        return;
-    }
-    /* Every worker keeps every channel's tally: the owner to know where
-     * to post, the others to answer PUBLISH at once (rc_route_publish). */
-    own_apply(s, kind == RC_SUB_SHARD, s->widx, name, len, delta);
+    else
+        own_apply(s, kind == RC_SUB_SHARD, s->widx, name, len, delta);
     for (int t = 0; t < s->wk->n; t++) {
         if (t == s->widx)
             continue;
-        struct post *p = post_new(P_DELTA, s, len);
+        struct post *p = post_new(pat ? P_PATDELTA : P_DELTA, s, len);
         memcpy(p->data, name, len);
         p->clen = len;
         p->kind = (uint8_t)kind;
