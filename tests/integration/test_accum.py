@@ -10,6 +10,13 @@ With default settings (tick-us 0, accum-budget-us 500):
   message leaves in a send of its own: sends over the feed = deliveries +
   the publisher's replies + the one INFO reply in between, exactly.
 
+A busy loop: a subscriber of one channel and 10,000 patterns makes every PUBLISH cost the
+loop thousands of pattern matches, so a pipelined feed keeps it CPU-bound;
+INFO fanout then counts it busy (accum_busy_loops). Half a second of quiet
+later, one lone message is sent on the iteration that queued it
+(held_ticks unchanged) and the loop no longer counts as busy: the quiet
+spell, never sampled, replaces the load it had.
+
 With a 100 ms budget, a feed of 50-PUBLISH chunks a few ms apart is held
 (held_ticks, held_sends > 0), a send carries more than two chunks on average,
 and no hold lasted longer than the budget plus how late the loop itself came
@@ -37,7 +44,8 @@ def fanout(ctl):
     sec = rc.info_sections(ctl.cmd("INFO", "fanout")).get("fanout")
     rc.check(sec is not None, "INFO fanout has a '# Fanout' section")
     for f in ("deliveries", "sends", "deliveries_per_send", "held_ticks", "held_sends",
-              "held_us_total", "held_us_max", "held_late_us_max", "accum_mode"):
+              "held_us_total", "held_us_max", "held_late_us_max", "accum_mode",
+              "accum_busy_permille", "accum_load_permille", "accum_busy_loops"):
         rc.check(f in sec, "INFO fanout has field %s" % f, got=sorted(sec))
     return sec
 
@@ -215,6 +223,88 @@ def test_slow_feed_is_not_held():
         pub.close()
 
 
+BUSY_PATTERNS = 10000
+BUSY_CHUNK = 500
+BUSY_MAX_CHUNKS = 400
+
+
+def test_busy_loop_then_lone_message():
+    if rc.is_redis():
+        raise rc.Skip("INFO fanout is ringcast's own")
+    if rc.io_kind() == "naive":
+        raise rc.Skip("naive never accumulates")
+    with rc.Server() as srv:
+        ctl = srv.conn()
+        # The costly subscriber: one connection on "hot" and 10,000 patterns
+        # that match nothing, so that whichever worker holds it matches them
+        # all for every message and is the one with output to send.
+        sub = subscribe_raw(srv, b"hot", 1)[0]
+        pats = [b"*nomatch.%d" % i for i in range(BUSY_PATTERNS)]
+        sub.sendall(b"".join(rc.encode("PSUBSCRIBE", p) for p in pats))
+        confirm = b"".join(b"*3\r\n$10\r\npsubscribe\r\n$%d\r\n%s\r\n:%d\r\n"
+                           % (len(p), p, i + 2) for i, p in enumerate(pats))
+        sub.setblocking(True)
+        acc = b""
+        while len(acc) < len(confirm):
+            chunk = sub.recv(len(confirm) - len(acc))
+            rc.check(chunk, "the subscriber stays connected")
+            acc += chunk
+        rc.check(acc == confirm, "every PSUBSCRIBE confirmed, in order")
+        sub.setblocking(False)
+        pub = socket.create_connection((rc.HOST, srv.port), timeout=rc.SOCK_TIMEOUT)
+        got = bytearray()
+
+        def drain(quiet):
+            while True:
+                rd, _, _ = select.select([sub], [], [], quiet)
+                if not rd:
+                    return
+                data = sub.recv(1 << 20)
+                rc.check(data, "the subscriber stays connected")
+                got.extend(data)
+
+        sent, busy = 0, 0
+        for _ in range(BUSY_MAX_CHUNKS):
+            pub.sendall(b"".join(b"*3\r\n$7\r\nPUBLISH\r\n$3\r\nhot\r\n$7\r\nm%06d\r\n"
+                                 % (sent + i) for i in range(BUSY_CHUNK)))
+            want = b":1\r\n" * BUSY_CHUNK
+            reply = b""
+            while len(reply) < len(want):
+                chunk = pub.recv(len(want) - len(reply))
+                rc.check(chunk, "the publisher stays connected")
+                reply += chunk
+            rc.check_eq(reply, want, "every PUBLISH of the chunk reaches the subscriber")
+            sent += BUSY_CHUNK
+            drain(0)
+            busy = int(fanout(ctl)["accum_busy_loops"])
+            if busy:
+                break
+        load = int(fanout(ctl)["accum_load_permille"])
+        rc.check(busy >= 1, "a CPU-bound loop counts as busy (INFO accum_busy_loops)",
+                 ">= 1 within %d chunks" % BUSY_MAX_CHUNKS, "%d (load %d)" % (busy, load))
+        drain(0.3)
+        time.sleep(0.5)
+        before = fanout(ctl)
+        pub.sendall(rc.encode("PUBLISH", "hot", b"m%06d" % sent))
+        rc.check_eq(pub.recv(16), b":1\r\n", "the lone PUBLISH reaches the subscriber")
+        sent += 1
+        drain(0.3)
+        after = fanout(ctl)
+        rc.check_eq(delta(after, before, "deliveries"), 1, "one delivery for the lone message")
+        rc.check_eq(delta(after, before, "held_ticks"), 0,
+                    "the lone message after the quiet spell is not held")
+        rc.check(int(after["accum_busy_loops"]) == 0,
+                 "after the quiet spell the loop is no longer busy", 0,
+                 "%s (load %s)" % (after["accum_busy_loops"], after["accum_load_permille"]))
+        want = b"".join(b"*3\r\n$7\r\nmessage\r\n$3\r\nhot\r\n$7\r\nm%06d\r\n" % i
+                        for i in range(sent))
+        rc.check(bytes(got) == want, "the subscriber got all %d messages in order" % sent,
+                 got="%d of %d bytes" % (len(got), len(want)))
+        for c in (sub, pub):
+            c.close()
+        ctl.close()
+
+
 if __name__ == "__main__":
     rc.run_tests([test_config_default, test_burst_is_batched, test_stream_is_held_within_budget,
-                  test_slow_feed_is_not_held])
+                  test_slow_feed_is_not_held, test_busy_loop_then_lone_message])

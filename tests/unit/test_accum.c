@@ -225,25 +225,58 @@ static void test_fixed_window_and_off(void **state)
     assert_true(rc_accum_hold(&fixed, &lone, false, t, &until));
 }
 
-/* The CPU sample: updated at most every RC_ACCUM_SAMPLE_US, busy above the
- * threshold. */
-static void test_busy_sample(void **state)
+/* Takes one sample: period_us of wall clock in which the loop used permille
+ * of a CPU. Returns the verdict. */
+static bool sample(struct rc_accum *g, uint64_t *t, uint64_t *cpu, uint64_t period_us,
+                   uint64_t permille)
+{
+    *t += period_us;
+    *cpu += period_us * permille / 1000;
+    return rc_accum_busy(g, *t, *cpu);
+}
+
+/* The CPU load: sampled at most every RC_ACCUM_SAMPLE_US, averaged, and with
+ * a gap between becoming busy and ceasing to be. */
+static void test_busy_load(void **state)
 {
     struct rc_accum g = {0};
     uint64_t t = T0, cpu = 5000000;
+    int n;
 
     (void)state;
     assert_false(rc_accum_busy(&g, t, cpu)); /* first sample: a baseline */
-    t += RC_ACCUM_SAMPLE_US;
-    cpu += RC_ACCUM_SAMPLE_US * 9 / 10; /* 90 % of a CPU */
-    assert_true(rc_accum_busy(&g, t, cpu));
+    /* One sample at 90 % of a CPU is not yet a load: about four are. */
+    assert_false(sample(&g, &t, &cpu, RC_ACCUM_SAMPLE_US, 900));
     assert_int_equal(g.busy_permille, 900);
-    /* Too soon for a new sample: the verdict stands. */
+    assert_int_equal(g.load_permille, 225);
+    for (n = 1; n < 10 && !sample(&g, &t, &cpu, RC_ACCUM_SAMPLE_US, 900); n++)
+        ;
+    assert_int_equal(n, 3); /* 225, 393, 519, 614: busy at the fourth */
+    assert_true(g.busy);
+    /* Too soon for a new sample: the verdict stands, whatever the CPU did. */
     assert_true(rc_accum_busy(&g, t + 10, cpu));
-    t += RC_ACCUM_SAMPLE_US;
-    cpu += RC_ACCUM_SAMPLE_US / 4; /* 25 % */
-    assert_false(rc_accum_busy(&g, t, cpu));
-    assert_int_equal(g.busy_permille, 250);
+    /* Holding made the loop cheaper: at 55 % it stays busy (above IDLE) ... */
+    for (n = 0; n < 20; n++)
+        assert_true(sample(&g, &t, &cpu, RC_ACCUM_SAMPLE_US, 550));
+    assert_true(g.load_permille >= RC_ACCUM_IDLE_PERMILLE);
+    /* ... and a single quiet sample does not end it either ... */
+    assert_true(sample(&g, &t, &cpu, RC_ACCUM_SAMPLE_US, 100));
+    /* ... but a load that stays low does. */
+    for (n = 0; n < 10 && sample(&g, &t, &cpu, RC_ACCUM_SAMPLE_US, 200); n++)
+        ;
+    assert_true(n < 10);
+    assert_false(g.busy);
+    assert_true(g.load_permille < RC_ACCUM_IDLE_PERMILLE);
+    /* 50 % never makes it busy: the load sits between the two thresholds. */
+    for (n = 0; n < 50; n++)
+        assert_false(sample(&g, &t, &cpu, RC_ACCUM_SAMPLE_US, 500));
+    /* A long quiet spell (nothing sampled for 4 periods or more) replaces
+     * the past at once: busy before it, not busy after it. */
+    for (n = 0; n < 20; n++)
+        sample(&g, &t, &cpu, RC_ACCUM_SAMPLE_US, 1000);
+    assert_true(g.busy);
+    assert_false(sample(&g, &t, &cpu, 60 * 1000000ull, 1));
+    assert_int_equal(g.load_permille, 1);
 }
 
 int main(void)
@@ -257,7 +290,7 @@ int main(void)
         cmocka_unit_test(test_budget_is_a_hard_bound),
         cmocka_unit_test(test_silence_is_forgotten),
         cmocka_unit_test(test_fixed_window_and_off),
-        cmocka_unit_test(test_busy_sample),
+        cmocka_unit_test(test_busy_load),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,8 +15,9 @@
  *      few thousand messages a second and more; a pipelined burst). It is
  *      looked at again when the next one is overdue -- a burst that stops is
  *      sent at once, not at the end of the budget;
- *  (b) the server's load: the loop thread used more than
- *      RC_ACCUM_BUSY_PERMILLE of a CPU over the last sample, so every send
+ *  (b) the server's load: the loop thread is busy (its CPU share, averaged
+ *      over the last few samples, reached RC_ACCUM_BUSY_PERMILLE and has
+ *      not fallen below RC_ACCUM_IDLE_PERMILLE since), so every send
  *      saved is throughput gained, and the subscriber does get output
  *      regularly (average gap at most RC_ACCUM_HORIZON budgets). Under (b)
  *      its output waits until the end of the budget. This is what batches
@@ -57,16 +58,30 @@ void rc_accum_note(struct rc_accum_conn *a, uint64_t budget_us, uint64_t now)
 bool rc_accum_busy(struct rc_accum *g, uint64_t now, uint64_t cpu_us)
 {
     if (!g->sample_us || now < g->sample_us || cpu_us < g->sample_cpu) {
+        /* A baseline (or a clock that went back): no verdict from it. */
         g->sample_us = now;
         g->sample_cpu = cpu_us;
         g->busy_permille = 0;
     } else if (now - g->sample_us >= RC_ACCUM_SAMPLE_US) {
-        g->busy_permille =
-            (uint32_t)RC_MIN((cpu_us - g->sample_cpu) * 1000 / (now - g->sample_us), 1000);
+        uint64_t period = now - g->sample_us, span = 4 * (uint64_t)RC_ACCUM_SAMPLE_US;
+        uint32_t sample = (uint32_t)RC_MIN((cpu_us - g->sample_cpu) * 1000 / period, 1000);
+        /* The average weighs each sample by the time it covers: a regular
+         * sample counts a quarter, one that spans a long quiet spell (no
+         * subscriber had output, so nothing sampled) replaces the past. */
+        if (period >= span)
+            g->load_permille = sample;
+        else
+            g->load_permille =
+                (uint32_t)(((uint64_t)g->load_permille * (span - period) + sample * period) / span);
+        g->busy_permille = sample;
         g->sample_us = now;
         g->sample_cpu = cpu_us;
+        if (!g->busy && g->load_permille >= RC_ACCUM_BUSY_PERMILLE)
+            g->busy = true;
+        else if (g->busy && g->load_permille < RC_ACCUM_IDLE_PERMILLE)
+            g->busy = false;
     }
-    return g->busy_permille >= RC_ACCUM_BUSY_PERMILLE;
+    return g->busy;
 }
 
 bool rc_accum_hold(const struct rc_accum_cfg *cfg, const struct rc_accum_conn *a, bool busy,
@@ -164,7 +179,7 @@ void rc_accum_flush(struct rc_io *io, void (*send)(struct rc_io *, struct rc_io_
                 if (!io->acc.sample_us || now - io->acc.sample_us >= RC_ACCUM_SAMPLE_US)
                     busy = rc_accum_busy(&io->acc, now, thread_cpu_us(io));
                 else
-                    busy = io->acc.busy_permille >= RC_ACCUM_BUSY_PERMILLE;
+                    busy = io->acc.busy;
             }
             if (rc_accum_hold(&cfg, &c->acc, busy, now, &until)) {
                 c->acc.held = true;

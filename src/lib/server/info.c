@@ -58,6 +58,8 @@ void rc_view_fill(struct rc_server *s, struct rc_view *v)
         rc_engine_each(s->eng, RC_SUB_SHARD, count_one, &v->shardchannels);
     }
     v->busy_permille = s->io.acc.busy_permille;
+    v->load_permille = s->io.acc.load_permille;
+    v->busy_loops = s->io.acc.busy;
     v->wc = *rc_worker_counters(s);
 }
 
@@ -126,6 +128,8 @@ void rc_view_add(struct rc_view *sum, const struct rc_view *v)
     SUM(channels);
     SUM(shardchannels);
     MAX(busy_permille);
+    MAX(load_permille);
+    SUM(busy_loops);
     SUM(wc.posts_out);
     SUM(wc.posts_in);
     SUM(wc.owned_pubs);
@@ -289,7 +293,9 @@ static void section_fanout(const struct info_ctx *x, struct rc_buf *b)
                    "held_us_avg:%.1f\r\n"
                    "held_us_max:%llu\r\n"
                    "held_late_us_max:%llu\r\n"
-                   "accum_busy_permille:%u\r\n",
+                   "accum_busy_permille:%u\r\n"
+                   "accum_load_permille:%u\r\n"
+                   "accum_busy_loops:%u\r\n",
                    !s->io.be || !strcmp(s->io.be->name, "naive") ? "off"
                    : s->io.cfg.tick_us                           ? "fixed"
                    : s->io.cfg.budget_us                         ? "adaptive"
@@ -299,7 +305,7 @@ static void section_fanout(const struct info_ctx *x, struct rc_buf *b)
                    (unsigned long long)st->held_us,
                    st->held_sends ? (double)st->held_us / (double)st->held_sends : 0.0,
                    (unsigned long long)st->held_max_us, (unsigned long long)st->late_max_us,
-                   x->v->busy_permille);
+                   x->v->busy_permille, x->v->load_permille, x->v->busy_loops);
     rc_buf_appendf(b,
                    "syscalls_per_delivery:%.6f\r\n"
                    "send_syscalls:%llu\r\n"

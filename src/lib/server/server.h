@@ -267,7 +267,7 @@ struct rc_view {
     struct rc_mem_usage mem;
     uint64_t mem_peak, maxmemory;
     uint64_t slab_bytes, channels, shardchannels;
-    uint32_t busy_permille;
+    uint32_t busy_permille, load_permille, busy_loops;
     struct rc_worker_counters wc;
 };
 /* Worker s's numbers. */
