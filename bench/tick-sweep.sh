@@ -9,23 +9,28 @@
 # ringcast-bench on CPU 1, and prints one table row per run: deliveries/s,
 # server CPU ns per delivery, p50/p99 latency, and a run that lost, reordered
 # or never delivered messages marked INVALID. Raw RESULT lines go to
-# bench/results/<date>-<HHMM>-tick.jsonl.
+# bench/results/<date>-<HHMM>-tick.jsonl. With --runs N every scenario's rows
+# run N times, each round in a rotated order (so drift in the machine's load
+# falls on every row), and bench/tick-summary.py then prints the medians and
+# issue 13's targets, per round ("in one run beside Redis") and on the medians.
 #
 # Usage: bench/tick-sweep.sh [--build DIR] [--duration S] [--ticks "100 500 1000"]
-#                            [--scenarios "A C D D1k E"]
+#                            [--scenarios "A C D D1k E"] [--runs N]
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD="$ROOT/build-release"
 DURATION=4
 TICKS="100 500 1000"
 SCENARIOS="A C D D1k E"
+RUNS=1
 while [ $# -gt 0 ]; do
     case "$1" in
     --build) BUILD=$2; shift 2 ;;
     --duration) DURATION=$2; shift 2 ;;
     --ticks) TICKS=$2; shift 2 ;;
     --scenarios) SCENARIOS=$2; shift 2 ;;
-    *) echo "usage: $0 [--build DIR] [--duration S] [--ticks LIST] [--scenarios LIST]" >&2
+    --runs) RUNS=$2; shift 2 ;;
+    *) echo "usage: $0 [--build DIR] [--duration S] [--ticks LIST] [--scenarios LIST] [--runs N]" >&2
        exit 2 ;;
     esac
 done
@@ -73,16 +78,37 @@ print("| %s | %s | %.2f M/s | %d | %.0f | %.0f |%s" % (sc, server,
 echo "results: $OUT (load $(cut -d' ' -f1-3 /proc/loadavg))"
 echo "| scenario | server | deliveries/s | server CPU ns/delivery | p50 µs | p99 µs |"
 echo "|---|---|---:|---:|---:|---:|"
-for sc in $SCENARIOS; do
-    BENCH=${SCEN[$sc]}
-    run "$sc/redis" redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no \
-        --client-output-buffer-limit 'pubsub 0 0 0'
-    run "$sc/uring adaptive (default)" "$BUILD/ringcastd" --port "$PORT" --io uring \
-        --client-output-buffer-limit 'normal 0 0 0 pubsub 0 0 0'
-    run "$sc/uring no accumulation" "$BUILD/ringcastd" --port "$PORT" --io uring --tick-us 0 \
-        --accum-budget-us 0 --client-output-buffer-limit 'normal 0 0 0 pubsub 0 0 0'
-    for t in $TICKS; do
-        run "$sc/uring tick-us $t" "$BUILD/ringcastd" --port "$PORT" --http-port 0 --io uring --tick-us "$t" \
-            --client-output-buffer-limit 'normal 0 0 0 pubsub 0 0 0'
+ROWS=(redis default none)
+for t in $TICKS; do ROWS+=("tick$t"); done
+
+row() { # scenario, row name
+    local sc=$1
+    case "$2" in
+    redis)
+        run "$sc/redis" redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no \
+            --client-output-buffer-limit 'pubsub 0 0 0' ;;
+    default)
+        run "$sc/uring adaptive (default)" "$BUILD/ringcastd" --port "$PORT" --io uring \
+            --client-output-buffer-limit 'normal 0 0 0 pubsub 0 0 0' ;;
+    none)
+        run "$sc/uring no accumulation" "$BUILD/ringcastd" --port "$PORT" --io uring --tick-us 0 \
+            --accum-budget-us 0 --client-output-buffer-limit 'normal 0 0 0 pubsub 0 0 0' ;;
+    tick*)
+        run "$sc/uring tick-us ${2#tick}" "$BUILD/ringcastd" --port "$PORT" --http-port 0 --io uring \
+            --tick-us "${2#tick}" --client-output-buffer-limit 'normal 0 0 0 pubsub 0 0 0' ;;
+    esac
+}
+
+for ((r = 0; r < RUNS; r++)); do
+    for sc in $SCENARIOS; do
+        BENCH=${SCEN[$sc]}
+        # round r starts at row r: every row is first, middle and last in turn
+        for ((i = 0; i < ${#ROWS[@]}; i++)); do
+            row "$sc" "${ROWS[$(((i + r) % ${#ROWS[@]}))]}"
+        done
     done
 done
+if [ "$RUNS" -gt 1 ]; then
+    echo
+    /usr/bin/python3 "$ROOT/bench/tick-summary.py" "$OUT"
+fi
