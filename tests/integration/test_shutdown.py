@@ -70,6 +70,11 @@ def run(stalled, shutdown_timeout, how="signal"):
         subs = [subscriber(srv.port) for _ in range(10)]
         stuck = subscriber(srv.port, rcvbuf=4096) if stalled else None
         pub = srv.conn(timeout=10)
+        # The SHUTDOWN client connects now, not at the signal: with several
+        # workers a new connection is accepted and handed to its worker first,
+        # and the publisher's worker would go on running requests meanwhile.
+        admin = srv.conn() if how == "command" else None
+        check(admin is None or admin.cmd("PING") == "PONG", "the SHUTDOWN client is connected")
         sel = selectors.DefaultSelector()
         got = {}
         for s in subs:
@@ -126,7 +131,6 @@ def run(stalled, shutdown_timeout, how="signal"):
                 if how == "signal":
                     srv.proc.send_signal(signal.SIGTERM)
                 else:
-                    admin = srv.conn()
                     admin.send_cmd("SHUTDOWN", "NOSAVE")
                 signalled_at = time.monotonic()
                 sent_at_signal = sent
@@ -145,8 +149,8 @@ def run(stalled, shutdown_timeout, how="signal"):
             except Exception:  # noqa: BLE001 -- reported as a failure below
                 pass
         check_eq(exit_code, 0, "exit code after SIGTERM")
-        print("    exited %.2f s after SIGTERM; %d published, %d acknowledged"
-              % (exit_after, sent, acked), flush=True)
+        print("    exited %.2f s after SIGTERM; %d published (%d when signalled), %d acknowledged"
+              % (exit_after, sent, sent_at_signal, acked), flush=True)
         check(exit_after < shutdown_timeout + 1.5, "exited within shutdown-timeout",
               "< %.1f s" % (shutdown_timeout + 1.5), exit_after)
         if not stalled:
@@ -179,6 +183,8 @@ def run(stalled, shutdown_timeout, how="signal"):
             s.close()
         if stuck:
             stuck.close()
+        if admin:
+            admin.close()
         pub.close()
     finally:
         srv.close()
