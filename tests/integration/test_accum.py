@@ -10,12 +10,12 @@ With default settings (tick-us 0, accum-budget-us 500):
   message leaves in a send of its own: sends over the feed = deliveries +
   the publisher's replies + the one INFO reply in between, exactly.
 
-A busy loop: a subscriber of one channel and 10,000 patterns makes every PUBLISH cost the
-loop thousands of pattern matches, so a pipelined feed keeps it CPU-bound;
-INFO fanout then counts it busy (accum_busy_loops). Half a second of quiet
-later, one lone message is sent on the iteration that queued it
-(held_ticks unchanged) and the loop no longer counts as busy: the quiet
-spell, never sampled, replaces the load it had.
+A busy loop (one worker): a subscriber of one channel and 10,000 patterns
+makes every PUBLISH cost the loop 10,000 pattern matches, so a pipelined
+feed keeps it CPU-bound; INFO fanout then counts it busy (accum_busy_loops).
+Half a second of quiet later, one lone message is sent on the iteration that
+queued it (held_ticks unchanged) and the loop no longer counts as busy: the
+quiet spell, never sampled, replaces the load it had.
 
 With a 100 ms budget, a feed of 50-PUBLISH chunks a few ms apart is held
 (held_ticks, held_sends > 0), a send carries more than two chunks on average,
@@ -233,11 +233,17 @@ def test_busy_loop_then_lone_message():
         raise rc.Skip("INFO fanout is ringcast's own")
     if rc.io_kind() == "naive":
         raise rc.Skip("naive never accumulates")
+    if rc.workers() != "1":
+        # The rule is each loop's own. With several workers the channel's
+        # owner matches the patterns too (to know where to post), and it is
+        # not the loop with the subscriber's output, so which loop is busy
+        # depends on the placement; one loop is the case this test can pin.
+        raise rc.Skip("one loop's load: runs in the one-worker pass")
     with rc.Server() as srv:
         ctl = srv.conn()
         # The costly subscriber: one connection on "hot" and 10,000 patterns
-        # that match nothing, so that whichever worker holds it matches them
-        # all for every message and is the one with output to send.
+        # that match nothing, so the loop matches them all for every message
+        # and has that subscriber's output to send.
         sub = subscribe_raw(srv, b"hot", 1)[0]
         pats = [b"*nomatch.%d" % i for i in range(BUSY_PATTERNS)]
         sub.sendall(b"".join(rc.encode("PSUBSCRIBE", p) for p in pats))
@@ -280,6 +286,7 @@ def test_busy_loop_then_lone_message():
             if busy:
                 break
         load = int(fanout(ctl)["accum_load_permille"])
+        print("    busy after %d messages (load %d permille)" % (sent, load), flush=True)
         rc.check(busy >= 1, "a CPU-bound loop counts as busy (INFO accum_busy_loops)",
                  ">= 1 within %d chunks" % BUSY_MAX_CHUNKS, "%d (load %d)" % (busy, load))
         drain(0.3)
