@@ -575,7 +575,9 @@ def test_failover():
             n1.start()
             cl.wait_routes([n1])
             rc.check(b.alive() and a.alive(), "both edges still run")
-            rc.check_eq(a.stop(), 0, "edge A exits 0 on SIGTERM after the failover")
+            code = a.stop()
+            rc.check(code == 0, "edge A exits 0 on SIGTERM after the failover", 0,
+                     "%r; its log ends: %s" % (code, a.log()[-3000:]))
             rc.check("Sanitizer" not in a.log(), "no sanitizer report", got=a.log()[-3000:])
         finally:
             for s in subs:
