@@ -65,17 +65,23 @@ def test_config_default():
         rc.check_eq(mode, "off" if rc.io_kind() == "naive" else "adaptive", "accum_mode")
 
 
+def read_exact(s, n, what):
+    """Reads exactly n bytes from blocking socket s; fails if it closes first."""
+    got = b""
+    while len(got) < n:
+        chunk = s.recv(n - len(got))
+        rc.check(chunk, what)
+        got += chunk
+    return got
+
+
 def subscribe_raw(srv, chan, n):
     confirm = b"*3\r\n$9\r\nsubscribe\r\n$%d\r\n%s\r\n:1\r\n" % (len(chan), chan)
     subs = []
     for _ in range(n):
         s = socket.create_connection((rc.HOST, srv.port), timeout=rc.SOCK_TIMEOUT)
         s.sendall(rc.encode("SUBSCRIBE", chan))
-        got = b""
-        while len(got) < len(confirm):
-            chunk = s.recv(len(confirm) - len(got))
-            rc.check(chunk, "subscriber connection open")
-            got += chunk
+        got = read_exact(s, len(confirm), "subscriber connection open")
         rc.check_eq(got, confirm, "SUBSCRIBE confirmation")
         s.setblocking(False)
         subs.append(s)
@@ -250,11 +256,7 @@ def test_busy_loop_then_lone_message():
         confirm = b"".join(b"*3\r\n$10\r\npsubscribe\r\n$%d\r\n%s\r\n:%d\r\n"
                            % (len(p), p, i + 2) for i, p in enumerate(pats))
         sub.setblocking(True)
-        acc = b""
-        while len(acc) < len(confirm):
-            chunk = sub.recv(len(confirm) - len(acc))
-            rc.check(chunk, "the subscriber stays connected")
-            acc += chunk
+        acc = read_exact(sub, len(confirm), "the subscriber stays connected")
         rc.check(acc == confirm, "every PSUBSCRIBE confirmed, in order")
         sub.setblocking(False)
         pub = socket.create_connection((rc.HOST, srv.port), timeout=rc.SOCK_TIMEOUT)
@@ -274,11 +276,7 @@ def test_busy_loop_then_lone_message():
             pub.sendall(b"".join(b"*3\r\n$7\r\nPUBLISH\r\n$3\r\nhot\r\n$7\r\nm%06d\r\n"
                                  % (sent + i) for i in range(BUSY_CHUNK)))
             want = b":1\r\n" * BUSY_CHUNK
-            reply = b""
-            while len(reply) < len(want):
-                chunk = pub.recv(len(want) - len(reply))
-                rc.check(chunk, "the publisher stays connected")
-                reply += chunk
+            reply = read_exact(pub, len(want), "the publisher stays connected")
             rc.check_eq(reply, want, "every PUBLISH of the chunk reaches the subscriber")
             sent += BUSY_CHUNK
             drain(0)
@@ -293,7 +291,8 @@ def test_busy_loop_then_lone_message():
         time.sleep(0.5)
         before = fanout(ctl)
         pub.sendall(rc.encode("PUBLISH", "hot", b"m%06d" % sent))
-        rc.check_eq(pub.recv(16), b":1\r\n", "the lone PUBLISH reaches the subscriber")
+        rc.check_eq(read_exact(pub, 4, "the publisher stays connected"), b":1\r\n",
+                    "the lone PUBLISH reaches the subscriber")
         sent += 1
         drain(0.3)
         after = fanout(ctl)
