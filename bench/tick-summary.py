@@ -53,7 +53,7 @@ def fixed_servers(rounds, sc):
     return sorted(s for (c, s) in rounds if c == sc and s.startswith("uring tick-us"))
 
 
-def check_targets(get, sc_present):
+def check_targets(rounds, get, sc_present):
     """get(scenario, server, key) -> value or None. Returns [(target, ok or None, detail)]."""
     out = []
 
@@ -64,7 +64,7 @@ def check_targets(get, sc_present):
         if sc not in sc_present:
             continue
         dflt = get(sc, "uring adaptive (default)", ns)
-        fixed = [(get(sc, s, ns), s) for s in fixed_servers(ROUNDS, sc)]
+        fixed = [(get(sc, s, ns), s) for s in fixed_servers(rounds, sc)]
         fixed = [f for f in fixed if f[0] is not None]
         best = min(fixed) if fixed else (None, "")
         r = ratio(dflt, best[0])
@@ -99,28 +99,24 @@ def word(ok):
     return "no valid data" if ok is None else ("met" if ok else "MISSED")
 
 
-ROUNDS = {}
-
-
 def main():
-    global ROUNDS
     if len(sys.argv) != 2:
         sys.exit("usage: bench/tick-summary.py FILE.jsonl")
-    ROUNDS = load(sys.argv[1])
-    if not ROUNDS:
+    rounds = load(sys.argv[1])
+    if not rounds:
         sys.exit("%s: no RESULT lines" % sys.argv[1])
     scen = []
-    for sc, _ in ROUNDS:
+    for sc, _ in rounds:
         if sc not in scen:
             scen.append(sc)
-    nround = max(len(v) for v in ROUNDS.values())
+    nround = max(len(v) for v in rounds.values())
 
     print("Medians of %d round(s), %s; invalid runs left out:" % (nround, sys.argv[1]))
     print()
     print("| scenario | server | valid runs | deliveries/s | server CPU ns/delivery | p50 µs "
           "| p99 µs |")
     print("|---|---|---:|---:|---:|---:|---:|")
-    for (sc, server), rows in ROUNDS.items():
+    for (sc, server), rows in rounds.items():
         valid = [d for d in rows if not d["invalid"]]
         if not valid:
             print("| %s | %s | 0 of %d | INVALID | | | |" % (sc, server, len(rows)))
@@ -131,19 +127,19 @@ def main():
             median(rows, lambda d: d["lat_p50_us"]), median(rows, lambda d: d["lat_p99_us"])))
 
     def on_medians(sc, server, key):
-        rows = ROUNDS.get((sc, server))
+        rows = rounds.get((sc, server))
         return median(rows, key) if rows else None
 
     def in_round(k):
         def get(sc, server, key):
-            rows = ROUNDS.get((sc, server))
+            rows = rounds.get((sc, server))
             if not rows or k >= len(rows) or rows[k]["invalid"]:
                 return None
             return key(rows[k])
         return get
 
-    med = check_targets(on_medians, scen)
-    per = [check_targets(in_round(k), scen) for k in range(nround)]
+    med = check_targets(rounds, on_medians, scen)
+    per = [check_targets(rounds, in_round(k), scen) for k in range(nround)]
     print()
     print("Issue 13's targets for the default (on the medians; then how many rounds met it):")
     print()
